@@ -1,0 +1,3 @@
+// Package tts deploys the text-to-speech service on Ray Serve and is a Go
+// client for its API.
+package tts
