@@ -1,0 +1,276 @@
+package raydeploy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxConfigSize is the largest configuration file the loaders read.
+const MaxConfigSize = 4 << 20
+
+// ParseYAML parses a cluster in the YAML format described in the package
+// documentation. Parsing is strict: unknown keys, values of the wrong type
+// and repeated keys are errors naming the line and the field. The result is
+// not validated and has no defaults filled in: call Validate and
+// WithDefaults. Errors are a *ValidationError of *FieldError.
+func ParseYAML(data []byte) (*Cluster, error) {
+	return parseYAML("", data)
+}
+
+// LoadFile reads and parses a cluster YAML file; see ParseYAML. Errors name
+// the file.
+func LoadFile(path string) (*Cluster, error) {
+	data, err := readConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseYAML(path, data)
+}
+
+// Load reads a cluster from path, by kind: a .yaml or .yml file is the YAML
+// format (LoadFile); a .ini file, or a directory holding inventory.ini, is
+// an Ansible inventory (LoadInventory with default options). The warnings
+// name what was ignored or is unsafe (plaintext passwords).
+func Load(path string) (*Cluster, Warnings, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load cluster: %w", err)
+	}
+	ext := strings.ToLower(filepath.Ext(path))
+	switch {
+	case fi.IsDir():
+		inv := filepath.Join(path, "inventory.ini")
+		if _, err := os.Stat(inv); err != nil {
+			return nil, nil, fmt.Errorf("load cluster: directory %s has no inventory.ini: %w", path, err)
+		}
+		return LoadInventory(inv, InventoryOptions{})
+	case ext == ".ini":
+		return LoadInventory(path, InventoryOptions{})
+	case ext == ".yaml" || ext == ".yml":
+		c, err := LoadFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		var w Warnings
+		for _, f := range c.PlaintextSecrets() {
+			w = append(w, Warning{File: path, Msg: fmt.Sprintf("%s is a plaintext secret in the config file; prefer %s_env", f, f)})
+		}
+		return c, w, nil
+	}
+	return nil, nil, fmt.Errorf("load cluster: %s: unknown kind (want .yaml, .yml, .ini or a directory with inventory.ini)", path)
+}
+
+func readConfig(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if len(data) > MaxConfigSize {
+		return nil, fmt.Errorf("read config %s: larger than %d bytes", path, MaxConfigSize)
+	}
+	return data, nil
+}
+
+func parseYAML(file string, data []byte) (*Cluster, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Cluster
+	err := dec.Decode(&c)
+	if errors.Is(err, io.EOF) {
+		return nil, &ValidationError{Problems: []*FieldError{{File: file, Msg: "empty configuration"}}}
+	}
+	if err != nil {
+		return nil, yamlError(file, data, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		line := extra.Line
+		if err != nil {
+			return nil, yamlError(file, data, err)
+		}
+		return nil, &ValidationError{Problems: []*FieldError{{File: file, Line: line, Msg: "more than one YAML document"}}}
+	}
+	return &c, nil
+}
+
+var (
+	yamlLineRE     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	unknownFieldRE = regexp.MustCompile(`^field (.+) not found in type .*$`)
+	cannotRE       = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into (.+)$")
+	dupKeyRE       = regexp.MustCompile(`^mapping key "(.*)" already defined at line (\d+)$`)
+)
+
+// yamlError turns the decoder's messages into FieldErrors with the line and
+// the field path.
+func yamlError(file string, data []byte, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		fe := &FieldError{File: file, Msg: msg}
+		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+			fe.Line, _ = strconv.Atoi(m[1])
+			fe.Msg = m[2]
+		}
+		return &ValidationError{Problems: []*FieldError{fe}}
+	}
+	idx := indexYAML(data)
+	var ps []*FieldError
+	for _, e := range te.Errors {
+		fe := &FieldError{File: file, Msg: e}
+		m := yamlLineRE.FindStringSubmatch(e)
+		if m == nil {
+			ps = append(ps, fe)
+			continue
+		}
+		fe.Line, _ = strconv.Atoi(m[1])
+		fe.Msg = m[2]
+		if u := unknownFieldRE.FindStringSubmatch(fe.Msg); u != nil {
+			fe.Field = idx.parentOfKey(fe.Line, u[1])
+			fe.Msg = fmt.Sprintf("unknown key %q", u[1])
+		} else if c := cannotRE.FindStringSubmatch(fe.Msg); c != nil {
+			fe.Field = idx.pathOfValue(fe.Line, c[2])
+			got := c[1]
+			if c[2] != "" {
+				got += " " + strconv.Quote(c[2])
+			}
+			fe.Msg = fmt.Sprintf("expected %s, got %s", goTypeWords(c[3]), got)
+		} else if d := dupKeyRE.FindStringSubmatch(fe.Msg); d != nil {
+			fe.Field = idx.pathOfKey(fe.Line, d[1])
+			fe.Msg = fmt.Sprintf("repeated key %q (first at line %s)", d[1], d[2])
+		} else {
+			fe.Field = idx.pathOfValue(fe.Line, "")
+		}
+		ps = append(ps, fe)
+	}
+	return &ValidationError{Problems: ps}
+}
+
+func goTypeWords(t string) string {
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["), strings.HasPrefix(t, "raydeploy.") && t != "raydeploy.Secret" && t != "raydeploy.Role":
+		return "a mapping"
+	case strings.HasPrefix(t, "*"):
+		return goTypeWords(t[1:])
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "bool":
+		return "true or false"
+	case t == "string" || t == "raydeploy.Secret":
+		return "a string"
+	}
+	return t
+}
+
+// yamlEntry is one mapping key or sequence item of a YAML document.
+type yamlEntry struct {
+	path   string // field path, like workers[1].port
+	parent string // path of the enclosing mapping
+	key    string // mapping key ("" for sequence items)
+	value  string // the scalar value, if any
+}
+
+// yamlIndex maps line numbers to the entries on them.
+type yamlIndex map[int][]yamlEntry
+
+func indexYAML(data []byte) yamlIndex {
+	idx := yamlIndex{}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return idx
+	}
+	var walk func(n *yaml.Node, path string, depth int)
+	walk = func(n *yaml.Node, path string, depth int) {
+		if depth > 64 {
+			return
+		}
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path, depth+1)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				e := yamlEntry{path: p, parent: path, key: k.Value}
+				if v.Kind == yaml.ScalarNode {
+					e.value = v.Value
+				}
+				idx[k.Line] = append(idx[k.Line], e)
+				if v.Line != k.Line && v.Kind == yaml.ScalarNode {
+					idx[v.Line] = append(idx[v.Line], e)
+				}
+				walk(v, p, depth+1)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				e := yamlEntry{path: p, parent: path}
+				if c.Kind == yaml.ScalarNode {
+					e.value = c.Value
+				}
+				idx[c.Line] = append(idx[c.Line], e)
+				walk(c, p, depth+1)
+			}
+		}
+	}
+	walk(&root, "", 0)
+	return idx
+}
+
+func (x yamlIndex) find(line int, match func(yamlEntry) bool) (yamlEntry, bool) {
+	es := x[line]
+	for _, e := range es {
+		if match(e) {
+			return e, true
+		}
+	}
+	if len(es) > 0 {
+		return es[len(es)-1], true
+	}
+	return yamlEntry{}, false
+}
+
+func (x yamlIndex) parentOfKey(line int, key string) string {
+	e, ok := x.find(line, func(e yamlEntry) bool { return e.key == key })
+	if !ok {
+		return ""
+	}
+	return e.parent
+}
+
+func (x yamlIndex) pathOfKey(line int, key string) string {
+	e, _ := x.find(line, func(e yamlEntry) bool { return e.key == key })
+	return e.path
+}
+
+func (x yamlIndex) pathOfValue(line int, value string) string {
+	e, _ := x.find(line, func(e yamlEntry) bool {
+		if value == "" {
+			return e.key != "" && e.value == ""
+		}
+		return e.value == value
+	})
+	return e.path
+}
