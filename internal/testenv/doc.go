@@ -1,0 +1,45 @@
+// Package testenv builds real multi-node test clusters in Docker for the SDK's
+// integration tests and the local sandbox, and holds the stand-ins for what
+// cannot be had on a machine without an image registry (Ray, Grafana).
+//
+// Nothing here is imported by library code.
+//
+// # Images
+//
+// The Engine that runs the tests starts with no images and reaches no
+// registry, so every image is built locally: [DebianImage] runs mmdebstrap
+// against the machine's own apt sources (read from /etc/apt at run time) and
+// pipes the root file system into the Engine's image import. An image is tagged
+// with a digest of everything that went into it (suite, packages, files,
+// recipe version), so a second run finds the tag and costs nothing.
+//
+// # Nodes
+//
+// A [Cluster] is n node containers on a private bridge network with static
+// addresses. Each node runs a real OpenSSH sshd (host key and client key
+// generated per run; the host key is known to the test, which verifies it,
+// never ignores it) and its own dockerd, like a machine a user owns.
+//
+// What differs from real machines, and why: the Engine on the test machines
+// refuses --privileged (it may not grant CAP_SYS_RESOURCE), so a node runs with
+// every other capability, seccomp and AppArmor unconfined and writable system
+// paths, and its init script re-mounts the cgroup hierarchies read-write so
+// the inner dockerd can create containers. The inner dockerd uses the vfs
+// storage driver (overlay on overlay is not available), which copies image
+// layers instead of sharing them: image loads and container creation are
+// slower than on a real node. Node containers share the test machine's kernel,
+// so /proc/meminfo and nproc report the machine, not a per-node quota. There is
+// no systemd: dockerd and sshd are started by the init script, so
+// "systemctl enable docker" has nothing to act on.
+//
+// # Clean-up
+//
+// Every container and network carries the label io.raydeploy.testenv and the
+// pid of the process that made it. They are removed by t.Cleanup (also when a
+// test fails), on SIGINT/SIGTERM, and by a sweep at the start of the next run
+// that removes what a killed process (pid no longer alive) left behind.
+//
+// Integration tests call [NewCluster] or [RequireDocker]; without a reachable
+// Docker Engine they skip with one line saying why, unless
+// RAYDEPLOY_REQUIRE_DOCKER=1 is set, in which case they fail.
+package testenv
