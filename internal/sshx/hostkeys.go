@@ -1,0 +1,200 @@
+package sshx
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// HostKeys verifies host keys against one known_hosts file and, with
+// trust-on-first-use, records the keys of hosts not in it yet. It is safe
+// for concurrent use; appends are serialized by a mutex and an exclusive
+// flock on the file (so separate processes and separate HostKeys values on
+// the same file are safe too), and the file is re-read before each decision.
+type HostKeys struct {
+	path string
+	tofu bool
+	mu   sync.Mutex
+}
+
+// NewHostKeys returns a HostKeys for the known_hosts file at path.
+func NewHostKeys(path string, trustOnFirstUse bool) *HostKeys {
+	return &HostKeys{path: path, tofu: trustOnFirstUse}
+}
+
+// Path returns the known_hosts file.
+func (h *HostKeys) Path() string { return h.path }
+
+// load parses the file; a missing file is an empty one.
+func (h *HostKeys) load() (ssh.HostKeyCallback, error) {
+	cb, err := knownhosts.New(h.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return func(string, net.Addr, ssh.PublicKey) error { return &knownhosts.KeyError{} }, nil
+	}
+	if err != nil {
+		return nil, NonRetryable(fmt.Errorf("sshx: read known_hosts %s: %w", h.path, err))
+	}
+	return cb, nil
+}
+
+// Callback returns the host key callback for the node at addr ("host:port").
+func (h *HostKeys) Callback(addr string) ssh.HostKeyCallback {
+	return func(_ string, remote net.Addr, key ssh.PublicKey) error {
+		return h.check(addr, remote, key)
+	}
+}
+
+func (h *HostKeys) check(addr string, remote net.Addr, key ssh.PublicKey) error {
+	cb, err := h.load()
+	if err != nil {
+		return err
+	}
+	err = cb(addr, remote, key)
+	if err == nil {
+		return nil
+	}
+	var kerr *knownhosts.KeyError
+	if errors.As(err, &kerr) && len(kerr.Want) == 0 && h.tofu {
+		return h.trust(addr, remote, key)
+	}
+	return h.explain(addr, key, err)
+}
+
+// explain turns a knownhosts error into one of our sentinels with a message
+// that says what to do.
+func (h *HostKeys) explain(addr string, key ssh.PublicKey, err error) error {
+	norm := knownhosts.Normalize(addr)
+	var kerr *knownhosts.KeyError
+	var rerr *knownhosts.RevokedError
+	switch {
+	case errors.As(err, &kerr) && len(kerr.Want) > 0:
+		w := kerr.Want[0]
+		return NonRetryable(fmt.Errorf("%w: host key for %s changed (%s line %d has %s %s, server offered %s %s): "+
+			"if the machine was reinstalled, remove the old line with `ssh-keygen -R '%s' -f %s`; "+
+			"otherwise this may be an attack",
+			ErrHostKeyMismatch, addr, w.Filename, w.Line, w.Key.Type(), ssh.FingerprintSHA256(w.Key),
+			key.Type(), ssh.FingerprintSHA256(key), norm, h.path))
+	case errors.As(err, &kerr):
+		host, port, _ := net.SplitHostPort(addr)
+		return NonRetryable(fmt.Errorf("%w: %s (%s %s) is not in %s: check the fingerprint on the machine "+
+			"(ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), then add it with `ssh-keyscan -p %s %s >> %s`, "+
+			"or enable trust-on-first-use",
+			ErrHostKeyUnknown, addr, key.Type(), ssh.FingerprintSHA256(key), h.path,
+			keyFileStem(key.Type()), port, host, h.path))
+	case errors.As(err, &rerr):
+		return NonRetryable(fmt.Errorf("%w: host key %s for %s is revoked in %s line %d",
+			ErrHostKeyMismatch, ssh.FingerprintSHA256(key), addr, rerr.Revoked.Filename, rerr.Revoked.Line))
+	default:
+		return NonRetryable(fmt.Errorf("sshx: verify host key of %s: %w", addr, err))
+	}
+}
+
+func keyFileStem(keyType string) string {
+	switch keyType {
+	case ssh.KeyAlgoED25519:
+		return "ed25519"
+	case ssh.KeyAlgoRSA:
+		return "rsa"
+	default:
+		return "ecdsa"
+	}
+}
+
+// trust records key for addr, unless (re-checked under the lock) the file
+// gained a key for addr meanwhile: then that key decides.
+func (h *HostKeys) trust(addr string, remote net.Addr, key ssh.PublicKey) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(h.path), 0o700); err != nil {
+		return NonRetryable(fmt.Errorf("sshx: create known_hosts directory: %w", err))
+	}
+	f, err := os.OpenFile(h.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return NonRetryable(fmt.Errorf("sshx: open known_hosts: %w", err))
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return NonRetryable(fmt.Errorf("sshx: lock known_hosts: %w", err))
+	}
+	defer func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }()
+
+	cb, err := h.load()
+	if err != nil {
+		return err
+	}
+	err = cb(addr, remote, key)
+	var kerr *knownhosts.KeyError
+	if err == nil {
+		return nil
+	}
+	if !errors.As(err, &kerr) || len(kerr.Want) > 0 {
+		return h.explain(addr, key, err)
+	}
+	line := knownhosts.Line([]string{addr}, key) + "\n"
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			line = "\n" + line
+		}
+	}
+	if _, err := io.WriteString(f, line); err != nil {
+		return NonRetryable(fmt.Errorf("sshx: append to known_hosts: %w", err))
+	}
+	if err := f.Sync(); err != nil {
+		return NonRetryable(fmt.Errorf("sshx: sync known_hosts: %w", err))
+	}
+	return nil
+}
+
+// probeKey is a public key that matches no known_hosts line; checking it
+// reveals which keys the file holds for a host.
+type probeKey struct{}
+
+func (probeKey) Type() string                        { return "raydeploy-probe" }
+func (probeKey) Marshal() []byte                     { return []byte("raydeploy-probe-key") }
+func (probeKey) Verify([]byte, *ssh.Signature) error { return errors.New("probe key") }
+func (probeKey) String() string                      { return "probe" }
+
+// Algorithms returns the host key algorithms matching the keys known for
+// addr, in file order, or nil when none is known. Restricting the handshake
+// to them makes a server with several host keys present the one we know,
+// instead of failing as a mismatch.
+func (h *HostKeys) Algorithms(addr string) []string {
+	cb, err := h.load()
+	if err != nil {
+		return nil
+	}
+	err = cb(addr, &net.TCPAddr{IP: net.IPv4zero, Port: 22}, probeKey{})
+	var kerr *knownhosts.KeyError
+	if !errors.As(err, &kerr) {
+		return nil
+	}
+	var algos []string
+	seen := map[string]bool{}
+	add := func(a ...string) {
+		for _, x := range a {
+			if !seen[x] {
+				seen[x] = true
+				algos = append(algos, x)
+			}
+		}
+	}
+	for _, k := range kerr.Want {
+		switch t := k.Key.Type(); t {
+		case ssh.KeyAlgoRSA:
+			add(ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
+		default:
+			add(t)
+		}
+	}
+	return algos
+}

@@ -1,0 +1,420 @@
+package sshx
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Result is what a finished command produced.
+type Result struct {
+	// Stdout is the command's standard output (nil when streamed with
+	// WithStdout).
+	Stdout []byte
+	// Stderr is the command's standard error (nil when streamed with
+	// WithStderr).
+	Stderr []byte
+	// ExitStatus is the exit status.
+	ExitStatus int
+}
+
+// RunOption adjusts one Run, Upload or CommandConn.
+type RunOption func(*runOptions)
+
+type runOptions struct {
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	env     map[string]string
+	sudo    bool
+	display string
+}
+
+// WithStdin feeds r to the command's standard input.
+func WithStdin(r io.Reader) RunOption { return func(o *runOptions) { o.stdin = r } }
+
+// WithStdout streams standard output to w instead of collecting it.
+func WithStdout(w io.Writer) RunOption { return func(o *runOptions) { o.stdout = w } }
+
+// WithStderr streams standard error to w instead of collecting it (ExitError
+// then carries no stderr tail).
+func WithStderr(w io.Writer) RunOption { return func(o *runOptions) { o.stderr = w } }
+
+// WithEnv exports the variable name=value to the command. Values travel in
+// the remote command line (visible to the node's process list): put secrets
+// on stdin instead. Values never appear in errors or logs.
+func WithEnv(name, value string) RunOption {
+	return func(o *runOptions) {
+		if o.env == nil {
+			o.env = map[string]string{}
+		}
+		o.env[name] = value
+	}
+}
+
+// WithSudo runs the command as root through sudo (directly when the login
+// user is root).
+func WithSudo() RunOption { return func(o *runOptions) { o.sudo = true } }
+
+// WithDisplay sets how the command is shown in logs and errors, for commands
+// whose text should not be shown.
+func WithDisplay(s string) RunOption { return func(o *runOptions) { o.display = s } }
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Quote returns s quoted for a POSIX shell, as one word.
+func Quote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}
+
+// plan is a command ready to start on the node.
+type plan struct {
+	cmd     string // what the node runs
+	display string // what people see
+	sudo    *sudoState
+}
+
+// build composes the remote command line.
+func (c *Conn) build(cmd string, o *runOptions) (plan, error) {
+	p := plan{display: cmd}
+	if o.display != "" {
+		p.display = o.display
+	}
+	inner := cmd
+	if len(o.env) > 0 {
+		names := make([]string, 0, len(o.env))
+		for k := range o.env {
+			if !envName.MatchString(k) {
+				return plan{}, fmt.Errorf("sshx: invalid environment variable name %q", k)
+			}
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		var b strings.Builder
+		for _, k := range names {
+			fmt.Fprintf(&b, "export %s=%s; ", k, Quote(o.env[k]))
+		}
+		inner = b.String() + cmd
+	}
+	if o.sudo && c.cfg.User != "root" {
+		s, err := newSudoState(c.password)
+		if err != nil {
+			return plan{}, err
+		}
+		p.sudo = s
+		p.cmd = s.command(c.sudoPath, inner)
+		p.display = "sudo " + p.display
+		return p, nil
+	}
+	if len(o.env) > 0 {
+		inner = "sh -c " + Quote(inner)
+	}
+	p.cmd = inner
+	return p, nil
+}
+
+// Run runs cmd on the node and waits for it. A non-zero exit returns the
+// Result and an *ExitError; a cancelled ctx kills the command (SIGKILL to
+// its process group, then the channel is closed) and returns ctx.Err()
+// wrapped. Output is collected unless streamed with WithStdout/WithStderr.
+func (c *Conn) Run(ctx context.Context, cmd string, opts ...RunOption) (Result, error) {
+	var o runOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	p, err := c.build(cmd, &o)
+	if err != nil {
+		return Result{}, err
+	}
+	log := c.log.With(slog.String("cmd", p.display))
+	sess, err := c.newSession(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("sshx: run %q on %s: %w", p.display, c.addr, err)
+	}
+	defer sess.Close()
+
+	var outBuf, errBuf bytes.Buffer
+	stdout, stderr := o.stdout, o.stderr
+	if stdout == nil {
+		stdout = &outBuf
+	}
+	if stderr == nil {
+		stderr = &errBuf
+	}
+	stdin := o.stdin
+
+	var pumps sync.WaitGroup
+	var sudoErr error
+	if p.sudo == nil {
+		sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, stderr
+	} else {
+		// sudo: answer its prompt ourselves, forward the caller's stdin only
+		// once sudo has started the command.
+		inW, err := sess.StdinPipe()
+		if err != nil {
+			return Result{}, err
+		}
+		outR, err := sess.StdoutPipe()
+		if err != nil {
+			return Result{}, err
+		}
+		errR, err := sess.StderrPipe()
+		if err != nil {
+			return Result{}, err
+		}
+		p.sudo.stdin = inW
+		pumps.Add(2)
+		go func() {
+			defer pumps.Done()
+			_ = p.sudo.filterStderr(errR, stderr)
+		}()
+		go func() {
+			defer pumps.Done()
+			sudoErr = p.sudo.pumpStdout(outR, stdout, stdin)
+		}()
+	}
+
+	log.DebugContext(ctx, "ssh run")
+	if err := sess.Start(p.cmd); err != nil {
+		return Result{}, fmt.Errorf("sshx: start %q on %s: %w", p.display, c.addr, c.wrapClosed(err))
+	}
+	waited := make(chan error, 1)
+	go func() {
+		pumps.Wait()
+		waited <- sess.Wait()
+	}()
+	var werr error
+	select {
+	case werr = <-waited:
+	case <-ctx.Done():
+		_ = sess.Signal(ssh.SIGKILL)
+		_ = sess.Close()
+		return Result{}, fmt.Errorf("sshx: run %q on %s: %w", p.display, c.addr, ctx.Err())
+	}
+	res := Result{}
+	if o.stdout == nil {
+		res.Stdout = outBuf.Bytes()
+	}
+	if o.stderr == nil {
+		res.Stderr = errBuf.Bytes()
+	}
+	if p.sudo != nil {
+		if serr := p.sudo.failure(sudoErr); serr != nil {
+			var ee *ssh.ExitError
+			if errors.As(werr, &ee) {
+				res.ExitStatus = ee.ExitStatus()
+			}
+			return res, fmt.Errorf("sshx: run %q on %s: %w: %s", p.display, c.addr, serr, strings.TrimSpace(tail(errBuf.Bytes())))
+		}
+	}
+	if werr == nil {
+		return res, nil
+	}
+	var ee *ssh.ExitError
+	if errors.As(werr, &ee) {
+		res.ExitStatus = ee.ExitStatus()
+		xe := &ExitError{Cmd: p.display, Status: ee.ExitStatus(), Stderr: tail(errBuf.Bytes())}
+		if ee.Signal() != "" {
+			xe.Status, xe.Signal = -1, ee.Signal()
+			res.ExitStatus = -1
+		}
+		return res, xe
+	}
+	return res, fmt.Errorf("sshx: run %q on %s: %w", p.display, c.addr, c.wrapClosed(werr))
+}
+
+// Sudo runs cmd as root (see WithSudo).
+func (c *Conn) Sudo(ctx context.Context, cmd string, opts ...RunOption) (Result, error) {
+	return c.Run(ctx, cmd, append(opts, WithSudo())...)
+}
+
+// newSession opens a session, giving up when ctx ends.
+func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	type res struct {
+		s   *ssh.Session
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		s, err := c.client.NewSession()
+		ch <- res{s, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, c.wrapClosed(r.err)
+		}
+		return r.s, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.s != nil {
+				_ = r.s.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// sudoState drives one sudo invocation: sudo prints a random prompt on
+// stderr when it wants the password, and the wrapped shell prints a random
+// marker line on stdout once sudo let it run. The password is written to
+// stdin only in answer to the prompt, and the caller's stdin only after the
+// marker, so the password can neither reach the command's stdin (sudo
+// without password) nor appear in argv or in the collected stderr.
+type sudoState struct {
+	password Secret
+	prompt   string
+	marker   string
+
+	stdin io.WriteCloser
+
+	mu       sync.Mutex
+	prompts  int
+	answered bool
+	started  bool
+}
+
+func newSudoState(password Secret) (*sudoState, error) {
+	var rnd [12]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	tok := hex.EncodeToString(rnd[:])
+	return &sudoState{
+		password: password,
+		prompt:   "[raydeploy-sudo-" + tok + "]",
+		marker:   "raydeploy-sudo-ok-" + tok,
+	}, nil
+}
+
+// command wraps inner in sudo. Without a password, sudo -n fails instead of
+// prompting.
+func (s *sudoState) command(sudoPath, inner string) string {
+	script := "echo " + s.marker + "; " + inner
+	if s.password == "" {
+		return sudoPath + " -n -- sh -c " + Quote(script)
+	}
+	return sudoPath + " -S -p " + Quote(s.prompt) + " -- sh -c " + Quote(script)
+}
+
+// filterStderr copies r to w without the prompts, answering the first
+// prompt with the password; a second prompt means the password was wrong:
+// stdin is closed so that sudo gives up.
+func (s *sudoState) filterStderr(r io.Reader, w io.Writer) error {
+	buf := make([]byte, 32*1024)
+	var pending []byte
+	keep := len(s.prompt) - 1
+	for {
+		n, err := r.Read(buf)
+		pending = append(pending, buf[:n]...)
+		for {
+			i := bytes.Index(pending, []byte(s.prompt))
+			if i < 0 {
+				break
+			}
+			_, _ = w.Write(pending[:i])
+			pending = pending[i+len(s.prompt):]
+			s.onPrompt()
+		}
+		if err != nil {
+			_, _ = w.Write(pending)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if len(pending) > keep {
+			_, _ = w.Write(pending[:len(pending)-keep])
+			pending = append(pending[:0], pending[len(pending)-keep:]...)
+		}
+	}
+}
+
+func (s *sudoState) onPrompt() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prompts++
+	if s.prompts == 1 && s.password != "" {
+		_, _ = io.WriteString(s.stdin, s.password.Reveal()+"\n")
+		s.answered = true
+		return
+	}
+	_ = s.stdin.Close()
+}
+
+// pumpStdout waits for the marker line, then forwards the caller's stdin
+// to the command and the rest of r to w.
+func (s *sudoState) pumpStdout(r io.Reader, w io.Writer, stdin io.Reader) error {
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if strings.TrimSuffix(line, "\n") == s.marker {
+			break
+		}
+		if len(line) > 0 {
+			_, _ = io.WriteString(w, line)
+		}
+		if err != nil {
+			_ = s.stdin.Close()
+			return nil
+		}
+	}
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
+	go func() {
+		if stdin != nil {
+			_, _ = io.Copy(s.stdin, stdin)
+		}
+		_ = s.stdin.Close()
+	}()
+	_, err := io.Copy(w, br)
+	return err
+}
+
+// failure reports why sudo did not run the command, or nil if it did.
+func (s *sudoState) failure(pumpErr error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return nil
+	}
+	switch {
+	case s.prompts > 1:
+		return fmt.Errorf("%w: the sudo password was refused", ErrSudoFailed)
+	case s.prompts == 1 && s.password == "":
+		return fmt.Errorf("%w: sudo asks for a password and none is configured (set Auth.Password or Auth.PasswordEnv)", ErrSudoFailed)
+	case pumpErr != nil:
+		return fmt.Errorf("%w: %v", ErrSudoFailed, pumpErr)
+	default:
+		return fmt.Errorf("%w: sudo did not run the command", ErrSudoFailed)
+	}
+}
