@@ -118,6 +118,7 @@ type invVar struct {
 	file      string
 	line      int
 	nonScalar bool
+	rank      int // precedence after resolution: higher wins
 }
 
 type invHost struct {
@@ -735,29 +736,38 @@ func (inv *inventory) members(group string) []string {
 func (inv *inventory) hostVars(host string, depth map[string]int, parents map[string][]string) map[string]invVar {
 	groups := inv.hostGroups(host, depth, parents)
 	out := map[string]invVar{}
-	for _, g := range groups {
-		for k, v := range inv.groups[g].vars {
+	rank := 0
+	overlay := func(m map[string]invVar) {
+		rank++
+		for k, v := range m {
+			v.rank = rank
 			out[k] = v
 		}
 	}
 	for _, g := range groups {
-		for k, v := range inv.groups[g].fileVars {
-			out[k] = v
-		}
+		overlay(inv.groups[g].vars)
 	}
-	for k, v := range inv.hosts[host].vars {
-		out[k] = v
+	for _, g := range groups {
+		overlay(inv.groups[g].fileVars)
 	}
+	overlay(inv.hosts[host].vars)
 	return out
 }
 
+func rankOf(vars map[string]invVar, names []string) int {
+	_, v, _ := lookup(vars, names)
+	return v.rank
+}
+
+// lookup finds the first of the alias names set at the highest precedence.
 func lookup(vars map[string]invVar, names []string) (string, invVar, bool) {
+	best, bv, found := "", invVar{}, false
 	for _, n := range names {
-		if v, ok := vars[n]; ok {
-			return n, v, true
+		if v, ok := vars[n]; ok && (!found || v.rank > bv.rank) {
+			best, bv, found = n, v, true
 		}
 	}
-	return "", invVar{}, false
+	return best, bv, found
 }
 
 func (inv *inventory) build(opts InventoryOptions) *Cluster {
@@ -801,10 +811,9 @@ func (inv *inventory) build(opts InventoryOptions) *Cluster {
 		wv := inv.hostVars(w, depth, parents)
 		c.Workers = append(c.Workers, inv.node(w, wv))
 		for _, names := range clusterVars {
-			hn, hv, hok := lookup(headVars, names)
+			_, hv, hok := lookup(headVars, names)
 			wn, wvv, wok := lookup(wv, names)
 			if wok && (!hok || hv.value != wvv.value) && !wvv.nonScalar {
-				_ = hn
 				inv.warnf(wvv.file, wvv.line, "host %s: %s differs from the head's; cluster-wide settings are taken from the head", w, wn)
 			}
 		}
@@ -953,6 +962,21 @@ func (inv *inventory) node(name string, vars map[string]invVar) Node {
 	}
 	n.Resources.CPUFraction = inv.fractionVar(name, vars, varCPUFraction)
 	n.Resources.MemoryFraction = inv.fractionVar(name, vars, varMemFraction)
+	// Of an exclusive pair set at different levels, the more specific wins.
+	if n.Resources.CPUs != nil && n.Resources.CPUFraction != 0 {
+		if rankOf(vars, varCPUs) >= rankOf(vars, varCPUFraction) {
+			n.Resources.CPUFraction = 0
+		} else {
+			n.Resources.CPUs = nil
+		}
+	}
+	if n.Resources.Memory != 0 && n.Resources.MemoryFraction != 0 {
+		if rankOf(vars, varMemory) >= rankOf(vars, varMemFraction) {
+			n.Resources.MemoryFraction = 0
+		} else {
+			n.Resources.Memory = 0
+		}
+	}
 	if c, _, cn, ok := inv.scalar(name, vars, []string{"ansible_connection"}); ok && c != "ssh" && c != "smart" && c != "paramiko" {
 		v := vars[cn]
 		inv.errorf(v.file, v.line, "host %s: ansible_connection=%s: raydeploy reaches nodes over SSH only", name, c)

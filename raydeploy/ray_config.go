@@ -97,7 +97,10 @@ func (r *RayConfig) ApplyDefaults() {
 		r.Image = DefaultRayImageRepo + ":" + r.Version
 	}
 	d := DefaultRayPorts()
-	for _, f := range []struct{ v *int; d int }{
+	for _, f := range []struct {
+		v *int
+		d int
+	}{
 		{&r.Ports.GCS, d.GCS}, {&r.Ports.Dashboard, d.Dashboard}, {&r.Ports.Client, d.Client},
 		{&r.Ports.Metrics, d.Metrics}, {&r.Ports.MinWorkerPort, d.MinWorkerPort},
 		{&r.Ports.MaxWorkerPort, d.MaxWorkerPort}, {&r.Ports.DashboardAgent, d.DashboardAgent},
