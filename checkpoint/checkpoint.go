@@ -1,0 +1,183 @@
+package checkpoint
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Checkpoint is one named step of a deployment.
+type Checkpoint interface {
+	// Name is the stable lower-case name ("cleanup-existing").
+	Name() string
+	// Description is a human sentence ("Remove earlier Ray installations").
+	Description() string
+	// NeedsApproval reports whether a non-empty plan must be approved before Run.
+	NeedsApproval() bool
+	// Destructive reports whether Run removes things that cannot be restored;
+	// a destructive checkpoint always needs approval with acknowledged risks.
+	Destructive() bool
+	// Plan computes what Run would change, per node, without changing anything.
+	// An empty plan means the checkpoint is already satisfied.
+	Plan(ctx context.Context) (Plan, error)
+	// Run carries out p and returns one result per node; the error is for a
+	// failure of the whole step.
+	Run(ctx context.Context, p Plan) ([]NodeResult, error)
+}
+
+// RiskDescriber is implemented by checkpoints that describe their risks to the approver.
+type RiskDescriber interface {
+	Risks() []string
+}
+
+// ConfigDigester is implemented by checkpoints whose configuration can change:
+// on resume, a checkpoint that succeeded with the same config digest is not run again.
+type ConfigDigester interface {
+	ConfigDigest() string
+}
+
+// NodeLister is implemented by checkpoints that work on a different set of
+// nodes than the Runner's Options.Nodes.
+type NodeLister interface {
+	Nodes() []string
+}
+
+// PlanItem is one change on one node.
+type PlanItem struct {
+	Node   string `json:"node"`
+	Action string `json:"action"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Plan is what a checkpoint would change. Empty Items means already satisfied.
+type Plan struct {
+	Checkpoint string     `json:"checkpoint"`
+	Items      []PlanItem `json:"items"`
+}
+
+// Empty reports whether there is nothing to do.
+func (p Plan) Empty() bool { return len(p.Items) == 0 }
+
+// Nodes lists the distinct nodes in the plan, in order of first appearance.
+func (p Plan) Nodes() []string {
+	var out []string
+	for _, it := range p.Items {
+		if !slices.Contains(out, it.Node) {
+			out = append(out, it.Node)
+		}
+	}
+	return out
+}
+
+// Digest is "sha256:" and the hex SHA-256 of the plan's canonical encoding
+// (items sorted by node, action, detail; JSON). Equal plans have equal digests
+// whatever the order their items were produced in.
+func (p Plan) Digest() string {
+	items := slices.Clone(p.Items)
+	slices.SortFunc(items, func(a, b PlanItem) int {
+		if c := strings.Compare(a.Node, b.Node); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Action, b.Action); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Detail, b.Detail)
+	})
+	if items == nil {
+		items = []PlanItem{}
+	}
+	b, _ := json.Marshal(struct {
+		V          int        `json:"v"`
+		Checkpoint string     `json:"checkpoint"`
+		Items      []PlanItem `json:"items"`
+	}{1, p.Checkpoint, items})
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// String renders the plan for people, one line per item.
+func (p Plan) String() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s:", p.Checkpoint)
+	if p.Empty() {
+		sb.WriteString(" already satisfied, nothing to change\n")
+		return sb.String()
+	}
+	sb.WriteString("\n")
+	tw := tabwriter.NewWriter(&sb, 0, 4, 2, ' ', 0)
+	for _, it := range p.Items {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", it.Node, it.Action, it.Detail)
+	}
+	_ = tw.Flush()
+	return sb.String()
+}
+
+// NodeResult is the outcome of Run on one node.
+type NodeResult struct {
+	Node    string
+	Summary string
+	Err     error
+}
+
+// Step builds a Checkpoint from function fields, without declaring a type.
+// A nil PlanFunc plans one item ("run") on every node the runner knows, i.e. the
+// step always runs; a nil RunFunc reports success on every planned node.
+type Step struct {
+	StepName      string
+	Desc          string
+	Approval      bool
+	IsDestructive bool
+	RiskList      []string
+	Config        string // config digest, see ConfigDigester
+	PlanFunc      func(ctx context.Context) (Plan, error)
+	RunFunc       func(ctx context.Context, p Plan) ([]NodeResult, error)
+}
+
+// Name returns StepName.
+func (s *Step) Name() string { return s.StepName }
+
+// Description returns Desc.
+func (s *Step) Description() string { return s.Desc }
+
+// NeedsApproval returns Approval.
+func (s *Step) NeedsApproval() bool { return s.Approval }
+
+// Destructive returns IsDestructive.
+func (s *Step) Destructive() bool { return s.IsDestructive }
+
+// Risks returns RiskList.
+func (s *Step) Risks() []string { return s.RiskList }
+
+// ConfigDigest returns Config.
+func (s *Step) ConfigDigest() string { return s.Config }
+
+// Plan calls PlanFunc, or plans a single "run" item.
+func (s *Step) Plan(ctx context.Context) (Plan, error) {
+	if s.PlanFunc == nil {
+		return Plan{Checkpoint: s.StepName, Items: []PlanItem{{Node: AllNodes, Action: "run"}}}, nil
+	}
+	p, err := s.PlanFunc(ctx)
+	p.Checkpoint = s.StepName
+	return p, err
+}
+
+// Run calls RunFunc, or reports success on every planned node.
+func (s *Step) Run(ctx context.Context, p Plan) ([]NodeResult, error) {
+	if s.RunFunc != nil {
+		return s.RunFunc(ctx, p)
+	}
+	var out []NodeResult
+	for _, n := range p.Nodes() {
+		out = append(out, NodeResult{Node: n, Summary: "ok"})
+	}
+	return out, nil
+}
+
+// AllNodes is the node name of plan items that concern the whole cluster
+// rather than one node.
+const AllNodes = "*"

@@ -1,0 +1,87 @@
+package checkpoint
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// FailureFile is the failure record's file name inside the state directory.
+const FailureFile = "deployment-failure.json"
+
+// FailureRecord describes the checkpoint a run stopped at and how to resume,
+// like the seed's deployment-failure.json.
+type FailureRecord struct {
+	Version       int               `json:"version"`
+	Checkpoint    string            `json:"checkpoint"`
+	FailedNodes   []string          `json:"failed_nodes,omitempty"`
+	NodeErrors    map[string]string `json:"node_errors,omitempty"`
+	Error         string            `json:"error"`
+	Time          time.Time         `json:"timestamp"`
+	ResumeCommand string            `json:"resume_command,omitempty"`
+}
+
+// ReadFailure returns the failure record in stateDir, or nil if there is none.
+func ReadFailure(stateDir string) (*FailureRecord, error) {
+	path := filepath.Join(stateDir, FailureFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read failure record: %w", err)
+	}
+	var f FailureRecord
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, &CorruptStateError{Path: path, Err: err}
+	}
+	if f.Version != LedgerVersion {
+		return nil, &VersionError{Path: path, Found: f.Version, Want: LedgerVersion}
+	}
+	return &f, nil
+}
+
+func (r *Runner) writeFailure(name string, cr CheckpointReport, err error) error {
+	f := FailureRecord{Version: LedgerVersion, Checkpoint: name, Error: err.Error(), Time: r.opts.Now().UTC()}
+	for _, n := range cr.Nodes {
+		if n.Err != nil {
+			f.FailedNodes = append(f.FailedNodes, n.Node)
+			if f.NodeErrors == nil {
+				f.NodeErrors = map[string]string{}
+			}
+			f.NodeErrors[n.Node] = clip(n.Err.Error())
+		}
+	}
+	if r.opts.ResumeCommand != "" {
+		f.ResumeCommand = strings.ReplaceAll(r.opts.ResumeCommand, "{checkpoint}", name)
+	}
+	data, merr := json.MarshalIndent(f, "", "  ")
+	if merr != nil {
+		return fmt.Errorf("encode failure record: %w", merr)
+	}
+	if werr := WriteFileAtomic(filepath.Join(r.opts.StateDir, FailureFile), append(data, '\n'), 0o600); werr != nil {
+		return fmt.Errorf("failure record: %w", werr)
+	}
+	return nil
+}
+
+// clearFailure removes the failure record once the checkpoint it names has
+// succeeded (or is satisfied), i.e. after a later successful run covered it.
+func (r *Runner) clearFailure(l *Ledger) error {
+	f, err := ReadFailure(r.opts.StateDir)
+	if err != nil || f == nil {
+		return err
+	}
+	if rec := l.Checkpoints[f.Checkpoint]; rec != nil && rec.Status.Done() {
+		if err := os.Remove(filepath.Join(r.opts.StateDir, FailureFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove failure record: %w", err)
+		}
+		return syncDir(r.opts.StateDir)
+	}
+	return nil
+}

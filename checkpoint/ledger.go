@@ -1,0 +1,217 @@
+package checkpoint
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// LedgerVersion is the ledger format this package reads and writes.
+const LedgerVersion = 1
+
+// LedgerFile is the ledger's file name inside the state directory.
+const LedgerFile = "ledger.json"
+
+// Status is the state of a checkpoint or of a checkpoint on one node.
+type Status string
+
+// Statuses.
+const (
+	StatusPending          Status = "pending"
+	StatusRunning          Status = "running"
+	StatusSucceeded        Status = "succeeded"
+	StatusFailed           Status = "failed"
+	StatusSkippedSatisfied Status = "skipped-satisfied"
+)
+
+// Done reports whether s counts as finished successfully.
+func (s Status) Done() bool { return s == StatusSucceeded || s == StatusSkippedSatisfied }
+
+func (s Status) valid() bool {
+	switch s {
+	case StatusPending, StatusRunning, StatusSucceeded, StatusFailed, StatusSkippedSatisfied:
+		return true
+	}
+	return false
+}
+
+// ApprovalRef records the decision that allowed a checkpoint to run.
+type ApprovalRef struct {
+	DecisionID string `json:"decision_id"`
+	By         string `json:"by"`
+	Channel    string `json:"channel"`
+	PlanDigest string `json:"plan_digest"`
+}
+
+// NodeRecord is the ledger entry of one checkpoint on one node.
+type NodeRecord struct {
+	Status    Status       `json:"status"`
+	StartedAt time.Time    `json:"started_at,omitzero"`
+	EndedAt   time.Time    `json:"ended_at,omitzero"`
+	Summary   string       `json:"summary,omitempty"`
+	Error     string       `json:"error,omitempty"`
+	Approval  *ApprovalRef `json:"approval,omitempty"`
+}
+
+// Record is the ledger entry of one checkpoint.
+type Record struct {
+	Status       Status                 `json:"status"`
+	ConfigDigest string                 `json:"config_digest,omitempty"`
+	PlanDigest   string                 `json:"plan_digest,omitempty"`
+	StartedAt    time.Time              `json:"started_at,omitzero"`
+	EndedAt      time.Time              `json:"ended_at,omitzero"`
+	Error        string                 `json:"error,omitempty"`
+	Approval     *ApprovalRef           `json:"approval,omitempty"`
+	Nodes        map[string]*NodeRecord `json:"nodes"`
+}
+
+// Ledger is what finished where: one Record per checkpoint name.
+type Ledger struct {
+	Version     int                `json:"version"`
+	UpdatedAt   time.Time          `json:"updated_at,omitzero"`
+	Checkpoints map[string]*Record `json:"checkpoints"`
+}
+
+// NewLedger returns an empty ledger of the current version.
+func NewLedger() *Ledger {
+	return &Ledger{Version: LedgerVersion, Checkpoints: map[string]*Record{}}
+}
+
+// Record returns the record of checkpoint name, creating it if needed.
+func (l *Ledger) Record(name string) *Record {
+	r := l.Checkpoints[name]
+	if r == nil {
+		r = &Record{Status: StatusPending, Nodes: map[string]*NodeRecord{}}
+		l.Checkpoints[name] = r
+	}
+	if r.Nodes == nil {
+		r.Nodes = map[string]*NodeRecord{}
+	}
+	return r
+}
+
+// Node returns the record of checkpoint name on node, creating it if needed.
+func (l *Ledger) Node(name, node string) *NodeRecord {
+	r := l.Record(name)
+	n := r.Nodes[node]
+	if n == nil {
+		n = &NodeRecord{Status: StatusPending}
+		r.Nodes[node] = n
+	}
+	return n
+}
+
+// CorruptStateError reports a state file that cannot be read; it is never silently reset.
+type CorruptStateError struct {
+	Path string
+	Err  error
+}
+
+// Error describes the problem.
+func (e *CorruptStateError) Error() string {
+	return fmt.Sprintf("state file %s is corrupt (move it away to start over): %v", e.Path, e.Err)
+}
+
+// Unwrap returns the decoding error.
+func (e *CorruptStateError) Unwrap() error { return e.Err }
+
+// VersionError reports a state file written in a format version this package does not know.
+type VersionError struct {
+	Path  string
+	Found int
+	Want  int
+}
+
+// Error describes the mismatch.
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("state file %s has format version %d, this program reads version %d", e.Path, e.Found, e.Want)
+}
+
+// DecodeLedger parses a ledger; name is used in errors. Malformed input gives
+// a *CorruptStateError, an unknown version a *VersionError.
+func DecodeLedger(name string, data []byte) (*Ledger, error) {
+	var probe struct {
+		Version *int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, &CorruptStateError{Path: name, Err: err}
+	}
+	if probe.Version == nil {
+		return nil, &CorruptStateError{Path: name, Err: errors.New("no version field")}
+	}
+	if *probe.Version != LedgerVersion {
+		return nil, &VersionError{Path: name, Found: *probe.Version, Want: LedgerVersion}
+	}
+	var l Ledger
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return nil, &CorruptStateError{Path: name, Err: err}
+	}
+	if dec.More() {
+		return nil, &CorruptStateError{Path: name, Err: errors.New("trailing data after the ledger")}
+	}
+	if l.Checkpoints == nil {
+		l.Checkpoints = map[string]*Record{}
+	}
+	for cp, r := range l.Checkpoints {
+		if r == nil || !r.Status.valid() {
+			return nil, &CorruptStateError{Path: name, Err: fmt.Errorf("checkpoint %q: missing or unknown status", cp)}
+		}
+		if r.Nodes == nil {
+			r.Nodes = map[string]*NodeRecord{}
+		}
+		for node, n := range r.Nodes {
+			if n == nil || !n.Status.valid() {
+				return nil, &CorruptStateError{Path: name, Err: fmt.Errorf("checkpoint %q node %q: missing or unknown status", cp, node)}
+			}
+		}
+	}
+	return &l, nil
+}
+
+// Store keeps the ledger in a cluster's state directory.
+type Store struct {
+	dir string
+}
+
+// OpenStore returns the Store of state directory dir, creating it with mode 0700.
+func OpenStore(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir returns the state directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Path returns the ledger file's path.
+func (s *Store) Path() string { return filepath.Join(s.dir, LedgerFile) }
+
+// Load reads the ledger; a missing file is an empty ledger.
+func (s *Store) Load() (*Ledger, error) {
+	data, err := os.ReadFile(s.Path())
+	if errors.Is(err, fs.ErrNotExist) {
+		return NewLedger(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	return DecodeLedger(s.Path(), data)
+}
+
+// Save writes the ledger atomically with mode 0600.
+func (s *Store) Save(l *Ledger) error {
+	l.Version = LedgerVersion
+	data, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode ledger: %w", err)
+	}
+	return WriteFileAtomic(s.Path(), append(data, '\n'), 0o600)
+}
