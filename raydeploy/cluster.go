@@ -1,6 +1,7 @@
 package raydeploy
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -133,11 +134,11 @@ type Auth struct {
 	// PasswordEnv names the environment variable holding the SSH password.
 	PasswordEnv string `json:"password_env,omitempty" yaml:"password_env,omitempty"`
 	// Password is a plaintext SSH password (discouraged; prefer PasswordEnv).
-	Password Secret `json:"password,omitempty" yaml:"password,omitempty"`
+	Password Secret `json:"password,omitzero" yaml:"password,omitempty"`
 	// SudoPasswordEnv names the environment variable holding the sudo password.
 	SudoPasswordEnv string `json:"sudo_password_env,omitempty" yaml:"sudo_password_env,omitempty"`
 	// SudoPassword is a plaintext sudo password (discouraged).
-	SudoPassword Secret `json:"sudo_password,omitempty" yaml:"sudo_password,omitempty"`
+	SudoPassword Secret `json:"sudo_password,omitzero" yaml:"sudo_password,omitempty"`
 }
 
 // redacted is what every rendering of a non-empty Secret shows.
@@ -145,17 +146,40 @@ const redacted = "[redacted]"
 
 // Secret is a plaintext secret that never shows itself: String, GoString,
 // Format, LogValue, MarshalJSON, MarshalText and MarshalYAML all render
-// "[redacted]" (or "" when empty). Reveal returns the value.
-type Secret string
+// "[redacted]" (or "" when empty). The value sits behind a pointer, so
+// even fmt's reflection fallback (a bad verb on an enclosing value) prints
+// an address, not the secret. Reveal returns the value.
+type Secret struct {
+	v *string
+}
+
+// NewSecret wraps a plaintext value; an empty value is an unset Secret.
+func NewSecret(v string) Secret {
+	if v == "" {
+		return Secret{}
+	}
+	return Secret{v: &v}
+}
 
 // Reveal returns the secret's value, for the one place that needs it.
-func (s Secret) Reveal() string { return string(s) }
+func (s Secret) Reveal() string {
+	if s.v == nil {
+		return ""
+	}
+	return *s.v
+}
 
 // IsSet reports whether the secret holds a value.
-func (s Secret) IsSet() bool { return s != "" }
+func (s Secret) IsSet() bool { return s.v != nil && *s.v != "" }
+
+// IsZero reports whether the secret is unset (for omitempty / omitzero).
+func (s Secret) IsZero() bool { return !s.IsSet() }
+
+// Equal compares the values (used by go-cmp).
+func (s Secret) Equal(o Secret) bool { return s.Reveal() == o.Reveal() }
 
 func (s Secret) shown() string {
-	if s == "" {
+	if !s.IsSet() {
 		return ""
 	}
 	return redacted
@@ -164,7 +188,7 @@ func (s Secret) shown() string {
 // String returns "[redacted]" for a set secret.
 func (s Secret) String() string { return s.shown() }
 
-// GoString returns "[redacted]" for a set secret (the %#v verb).
+// GoString returns "[redacted]" quoted, for a set secret (the %#v verb).
 func (s Secret) GoString() string { return strconv.Quote(s.shown()) }
 
 // Format renders "[redacted]" for every verb, so no fmt verb prints the value.
@@ -182,11 +206,30 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(s.shown()) }
 // MarshalJSON renders "[redacted]".
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.shown())), nil }
 
+// UnmarshalJSON reads a plaintext string.
+func (s *Secret) UnmarshalJSON(b []byte) error {
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("secret: want a string: %w", err)
+	}
+	*s = NewSecret(v)
+	return nil
+}
+
 // MarshalText renders "[redacted]".
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.shown()), nil }
 
 // MarshalYAML renders "[redacted]".
 func (s Secret) MarshalYAML() (any, error) { return s.shown(), nil }
+
+// UnmarshalYAML reads a plaintext string.
+func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: cannot unmarshal %s into a string", n.Line, kindName(n.Kind))}}
+	}
+	*s = NewSecret(n.Value)
+	return nil
+}
 
 // Resources says what Ray may use on a node. Zero values mean "not set":
 // inherit the cluster default, else let Ray detect the node's resources.
@@ -407,9 +450,13 @@ func mergeAuth(n, d Auth) Auth {
 	n.KeyPassphraseEnv = pick(n.KeyPassphraseEnv, d.KeyPassphraseEnv)
 	n.Agent = n.Agent || d.Agent
 	n.PasswordEnv = pick(n.PasswordEnv, d.PasswordEnv)
-	n.Password = Secret(pick(string(n.Password), string(d.Password)))
+	if !n.Password.IsSet() {
+		n.Password = d.Password
+	}
 	n.SudoPasswordEnv = pick(n.SudoPasswordEnv, d.SudoPasswordEnv)
-	n.SudoPassword = Secret(pick(string(n.SudoPassword), string(d.SudoPassword)))
+	if !n.SudoPassword.IsSet() {
+		n.SudoPassword = d.SudoPassword
+	}
 	return n
 }
 

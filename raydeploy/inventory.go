@@ -940,11 +940,11 @@ func (inv *inventory) node(name string, vars map[string]invVar) Node {
 		n.Auth.KeyFile = s
 	}
 	if s, v, vn, ok := inv.scalar(name, vars, varPassword); ok && s != "" {
-		n.Auth.Password = Secret(s)
+		n.Auth.Password = NewSecret(s)
 		inv.warnf(v.file, v.line, "host %s: %s is a plaintext SSH password; raydeploy keeps it in memory only and never logs or saves it; prefer a key (ansible_ssh_private_key_file) or ssh.password_env", name, vn)
 	}
 	if s, v, vn, ok := inv.scalar(name, vars, varSudoPassword); ok && s != "" {
-		n.Auth.SudoPassword = Secret(s)
+		n.Auth.SudoPassword = NewSecret(s)
 		inv.warnf(v.file, v.line, "host %s: %s is a plaintext sudo password; raydeploy keeps it in memory only and never logs or saves it; prefer ssh.sudo_password_env or passwordless sudo", name, vn)
 	}
 	if i, ok := inv.intVar(name, vars, varCPUs, 0, 1<<20, "a CPU count"); ok {
