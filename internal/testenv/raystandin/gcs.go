@@ -148,8 +148,8 @@ func (h *head) gcsHandler() http.Handler {
 		}
 		n.IsHead = false
 		h.reg.register(n, time.Now())
-		h.log.Info("node registered", "node_id", n.NodeID, "node_ip", n.NodeIP, "cpus", n.CPUs)
-		writeJSON(w, http.StatusOK, map[string]any{"session_name": h.sessionName})
+		h.log.Info("node registered", "node_id", n.NodeID, "worker_ip", n.NodeIP, "cpus", n.CPUs)
+		writeJSON(w, http.StatusOK, map[string]any{"session_name": h.sessionName()})
 	})
 	mux.HandleFunc("POST /_standin/heartbeat", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
