@@ -119,13 +119,18 @@ func (e CheckpointFailed) EventTime() time.Time { return e.At }
 // EventTime returns At.
 func (e RunFinished) EventTime() time.Time { return e.At }
 
-// EventSink receives events, in order, on a goroutine of its own.
+// EventSink receives events, in order, on one goroutine of its own. The
+// runner never blocks on a slow sink: events are buffered (Options.EventBuffer)
+// and, when the buffer is full, dropped and counted (Runner.DroppedEvents).
+// At the end of each run the runner waits at most Options.EventFlushTimeout
+// for the sink to catch up.
 type EventSink func(Event)
 
 // dispatcher delivers events to the sink through a bounded buffer on one
 // goroutine. The runner never waits for the sink: when the buffer is full
-// (the sink is slower than the run), the event is dropped and counted; the
-// count is reported in RunFinished. At the end of a run the runner waits for
+// (the sink is slower than the run), the event is dropped and counted
+// (Runner.DroppedEvents, RunFinished.Dropped). RunFinished itself waits up to
+// the flush timeout for room, and at the end of a run the runner waits for
 // the buffer to drain for at most the flush timeout.
 type dispatcher struct {
 	sink    EventSink
@@ -168,6 +173,25 @@ func (d *dispatcher) emit(e Event) {
 	select {
 	case d.ch <- e:
 	default:
+		d.dropped.Add(1)
+	}
+}
+
+// emitWait is emit, but waits up to timeout for room in the buffer.
+func (d *dispatcher) emitWait(e Event, timeout time.Duration) {
+	if d.sink == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case d.ch <- e:
+	case <-t.C:
 		d.dropped.Add(1)
 	}
 }

@@ -129,6 +129,9 @@ func (r *Runner) Close() error {
 	return r.lock.Close()
 }
 
+// DroppedEvents counts the events not delivered because the sink was too slow.
+func (r *Runner) DroppedEvents() int64 { return r.ev.dropped.Load() }
+
 // Store returns the ledger store.
 func (r *Runner) Store() *Store { return r.store }
 
@@ -280,7 +283,7 @@ func (r *Runner) Run(ctx context.Context, o RunOptions) (rep *Report, err error)
 	defer r.mu.Unlock()
 	rep = &Report{}
 	defer func() {
-		r.ev.emit(RunFinished{Err: err, Dropped: r.ev.dropped.Load(), At: r.opts.Now()})
+		r.ev.emitWait(RunFinished{Err: err, Dropped: r.ev.dropped.Load(), At: r.opts.Now()}, r.opts.EventFlushTimeout)
 		r.ev.drain(r.opts.EventFlushTimeout)
 	}()
 	if err := r.lock.Err(); err != nil {
