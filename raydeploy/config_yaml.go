@@ -152,7 +152,7 @@ func yamlError(file string, data []byte, err error) error {
 			fe.Field = idx.pathOfKey(fe.Line, d[1])
 			fe.Msg = fmt.Sprintf("repeated key %q (first at line %s)", d[1], d[2])
 		} else {
-			fe.Field = idx.pathOfValue(fe.Line, "")
+			fe.Field = idx.pathInMessage(fe.Line, fe.Msg)
 		}
 		ps = append(ps, fe)
 	}
@@ -218,7 +218,7 @@ func indexYAML(data []byte) yamlIndex {
 					e.value = v.Value
 				}
 				idx[k.Line] = append(idx[k.Line], e)
-				if v.Line != k.Line && v.Kind == yaml.ScalarNode {
+				if v.Line != k.Line {
 					idx[v.Line] = append(idx[v.Line], e)
 				}
 				walk(v, p, depth+1)
@@ -271,6 +271,15 @@ func (x yamlIndex) pathOfValue(line int, value string) string {
 			return e.key != "" && e.value == ""
 		}
 		return e.value == value
+	})
+	return e.path
+}
+
+// pathInMessage picks the entry on line whose scalar value the message
+// quotes, else the last (deepest) entry on the line.
+func (x yamlIndex) pathInMessage(line int, msg string) string {
+	e, _ := x.find(line, func(e yamlEntry) bool {
+		return e.value != "" && strings.Contains(msg, strconv.Quote(e.value))
 	})
 	return e.path
 }
