@@ -185,19 +185,21 @@ func (c *Client) DeleteJob(ctx context.Context, id string) error {
 
 // WaitJob polls JobInfo every pollInterval (1 s when <= 0) until the job
 // reaches a terminal status and returns that last JobInfo. The error is
-// non-nil only when polling fails or ctx ends; a FAILED or STOPPED job is
-// reported through JobInfo.Status.
+// non-nil only when polling fails or ctx ends (then the JobInfo is the last
+// one seen); a FAILED or STOPPED job is reported through JobInfo.Status.
 func (c *Client) WaitJob(ctx context.Context, id string, pollInterval time.Duration) (JobInfo, error) {
 	if pollInterval <= 0 {
 		pollInterval = time.Second
 	}
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
+	var last JobInfo
 	for {
 		info, err := c.JobInfo(ctx, id)
 		if err != nil {
-			return info, err
+			return last, fmt.Errorf("dashboard: wait for job %s (last status %q): %w", id, last.Status, err)
 		}
+		last = info
 		if info.Status.Terminal() {
 			return info, nil
 		}
