@@ -371,21 +371,13 @@ func (n *Node) probe(ctx context.Context) error {
 // Run runs a shell command on the node over SSH as user and returns its
 // combined output. Tests use it to check what the SDK did.
 func (n *Node) Run(ctx context.Context, user, cmd string) (string, error) {
-	d := net.Dialer{Timeout: 2 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", n.SSHAddress())
+	client, err := n.Dial(ctx, user)
 	if err != nil {
 		return "", err
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	cc, chans, reqs, err := ssh.NewClientConn(conn, n.SSHAddress(), n.SSHClientConfig(user))
-	if err != nil {
-		return "", err
-	}
-	client := ssh.NewClient(cc, chans, reqs)
 	defer client.Close()
+	stop := context.AfterFunc(ctx, func() { client.Close() })
+	defer stop()
 	sess, err := client.NewSession()
 	if err != nil {
 		return "", err
@@ -550,4 +542,20 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Dial opens an SSH connection to the node as user, verifying its host key.
+// Tests use it where they need a raw client; the SDK has its own transport.
+func (n *Node) Dial(ctx context.Context, user string) (*ssh.Client, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", n.SSHAddress())
+	if err != nil {
+		return nil, err
+	}
+	cc, chans, reqs, err := ssh.NewClientConn(conn, n.SSHAddress(), n.SSHClientConfig(user))
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return ssh.NewClient(cc, chans, reqs), nil
 }
