@@ -195,10 +195,7 @@ func LoadInventory(path string, opts InventoryOptions) (*Cluster, Warnings, erro
 		return nil, inv.warns, err
 	}
 	c := inv.build(opts.withDefaults())
-	if len(inv.probs) > 0 {
-		return nil, inv.warns, inv.probs.err()
-	}
-	return c, inv.warns, nil
+	return inv.result(c)
 }
 
 // ParseInventory imports an Ansible inventory from its text alone (no
@@ -207,6 +204,13 @@ func ParseInventory(file string, data []byte, opts InventoryOptions) (*Cluster, 
 	inv := newInventory(file)
 	inv.parseINI(data)
 	c := inv.build(opts.withDefaults())
+	return inv.result(c)
+}
+
+func (inv *inventory) result(c *Cluster) (*Cluster, Warnings, error) {
+	slices.SortStableFunc(inv.warns, func(a, b Warning) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line))
+	})
 	if len(inv.probs) > 0 {
 		return nil, inv.warns, inv.probs.err()
 	}
@@ -773,6 +777,11 @@ func lookup(vars map[string]invVar, names []string) (string, invVar, bool) {
 func (inv *inventory) build(opts InventoryOptions) *Cluster {
 	inv.warnUnsupported()
 	depth, parents := inv.groupDepths()
+	if len(inv.probs) > 0 {
+		// Group membership is unreliable after a parse error: report what
+		// was found rather than the knock-on effects.
+		return nil
+	}
 	c := &Cluster{}
 
 	heads := inv.members(opts.HeadGroup)
