@@ -129,7 +129,7 @@ func (r RayConfig) clone() RayConfig {
 	return r
 }
 
-var versionRE = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)([-.+][0-9A-Za-z.+-]*)?$`)
+var versionRE = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)([-.+]?[A-Za-z][0-9A-Za-z.+-]*|[-.+][0-9A-Za-z.+-]+)?$`)
 
 // managedStartArgs are the ray start flags raydeploy sets itself.
 var managedStartArgs = []string{
