@@ -3,7 +3,7 @@ package checkpoint
 import (
 	"context"
 	"errors"
-		"os"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -455,4 +455,3 @@ func TestRunnerPanicBecomesError(t *testing.T) {
 		t.Errorf("status %s", st)
 	}
 }
-
