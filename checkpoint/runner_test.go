@@ -455,3 +455,27 @@ func TestRunnerPanicBecomesError(t *testing.T) {
 		t.Errorf("status %s", st)
 	}
 }
+
+func TestRunnerRecordsAuditTrail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	log, err := approval.OpenAuditLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	rec := &recorder{}
+	s := fake(rec, "docker-installation", twoNodes, nil)
+	s.Approval = true
+	r := openRunner(t, t.TempDir(), Options{Audit: log, Approver: approval.Audited(approval.NewAuto("bot", false), log)}, s)
+	if _, err := r.RunAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := approval.Verify(path); err != nil || n != 3 {
+		t.Fatalf("audit log: %d records, %v; want request, decision, outcome", n, err)
+	}
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if !strings.Contains(lines[2], `"kind":"outcome"`) || !strings.Contains(lines[2], `"outcome":"succeeded"`) {
+		t.Errorf("last audit line %s", lines[2])
+	}
+}
