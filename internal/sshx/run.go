@@ -12,8 +12,11 @@ import (
 	"log/slog"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -138,6 +141,76 @@ func (c *Conn) build(cmd string, o *runOptions) (plan, error) {
 	return p, nil
 }
 
+// pidTag starts the first stderr line of every Run: the session's process
+// id, which is also its process group (sshd starts each session with
+// setsid). A cancelled Run kills that group: sshd refuses "signal" requests
+// on root logins, so closing the channel alone would leave the command
+// running.
+const pidTag = "raydeploy-session-pid:"
+
+// pidCatcher passes writes through to w, except the leading pidTag line.
+type pidCatcher struct {
+	w    io.Writer
+	buf  []byte
+	done bool
+	pid  atomic.Int64
+	got  chan struct{} // closed once pid is known
+}
+
+func (p *pidCatcher) Write(b []byte) (int, error) {
+	if p.done {
+		return p.w.Write(b)
+	}
+	p.buf = append(p.buf, b...)
+	i := bytes.IndexByte(p.buf, '\n')
+	if i < 0 {
+		if len(p.buf) > len(pidTag)+24 {
+			p.flush()
+		}
+		return len(b), nil
+	}
+	p.done = true
+	line, rest := p.buf[:i], p.buf[i+1:]
+	if v, ok := bytes.CutPrefix(line, []byte(pidTag)); ok {
+		if pid, err := strconv.Atoi(string(v)); err == nil && pid > 1 {
+			p.pid.Store(int64(pid))
+			close(p.got)
+		}
+	} else {
+		rest = p.buf
+	}
+	p.buf = nil
+	if len(rest) > 0 {
+		if _, err := p.w.Write(rest); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+// flush passes on whatever was held back.
+func (p *pidCatcher) flush() {
+	if !p.done {
+		p.done = true
+		_, _ = p.w.Write(p.buf)
+		p.buf = nil
+	}
+}
+
+// killGroup kills the process group of a cancelled command on the node:
+// SIGTERM (relayed by sudo to a command it runs), then SIGKILL.
+func (c *Conn) killGroup(ctx context.Context, pid int64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	sess, err := c.newSession(ctx)
+	if err != nil {
+		return
+	}
+	defer sess.Close()
+	g := strconv.FormatInt(pid, 10)
+	_ = sess.Run("kill -TERM -- -" + g + " 2>/dev/null; sleep 1; kill -KILL -- -" + g + " 2>/dev/null; true")
+}
+
 // Run runs cmd on the node and waits for it. A non-zero exit returns the
 // Result and an *ExitError; a cancelled ctx kills the command (SIGKILL to
 // its process group, then the channel is closed) and returns ctx.Err()
@@ -156,7 +229,12 @@ func (c *Conn) Run(ctx context.Context, cmd string, opts ...RunOption) (Result, 
 	if err != nil {
 		return Result{}, fmt.Errorf("sshx: run %q on %s: %w", p.display, c.addr, err)
 	}
-	defer sess.Close()
+	keepOpen := false
+	defer func() {
+		if !keepOpen {
+			_ = sess.Close()
+		}
+	}()
 
 	var outBuf, errBuf bytes.Buffer
 	stdout, stderr := o.stdout, o.stderr
@@ -167,11 +245,13 @@ func (c *Conn) Run(ctx context.Context, cmd string, opts ...RunOption) (Result, 
 		stderr = &errBuf
 	}
 	stdin := o.stdin
+	catcher := &pidCatcher{w: stderr, got: make(chan struct{})}
+	p.cmd = "printf '" + pidTag + "%d\\n' $$ >&2; " + p.cmd
 
 	var pumps sync.WaitGroup
 	var sudoErr error
 	if p.sudo == nil {
-		sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, stderr
+		sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, catcher
 	} else {
 		// sudo: answer its prompt ourselves, forward the caller's stdin only
 		// once sudo has started the command.
@@ -191,7 +271,7 @@ func (c *Conn) Run(ctx context.Context, cmd string, opts ...RunOption) (Result, 
 		pumps.Add(2)
 		go func() {
 			defer pumps.Done()
-			_ = p.sudo.filterStderr(errR, stderr)
+			_ = p.sudo.filterStderr(errR, catcher)
 		}()
 		go func() {
 			defer pumps.Done()
@@ -211,9 +291,24 @@ func (c *Conn) Run(ctx context.Context, cmd string, opts ...RunOption) (Result, 
 	var werr error
 	select {
 	case werr = <-waited:
+		catcher.flush()
 	case <-ctx.Done():
+		// Kill the command: the signal request works where sshd allows it;
+		// otherwise kill its process group once its pid is known, then
+		// close the channel. Run returns now; the cleanup goes on.
 		_ = sess.Signal(ssh.SIGKILL)
-		_ = sess.Close()
+		keepOpen = true
+		go func() {
+			defer sess.Close()
+			select {
+			case <-catcher.got:
+				log.DebugContext(ctx, "ssh run cancelled; killing its process group", slog.Int64("pid", catcher.pid.Load()))
+				c.killGroup(ctx, catcher.pid.Load())
+			case <-waited:
+			case <-c.done:
+			case <-time.After(10 * time.Second):
+			}
+		}()
 		return Result{}, fmt.Errorf("sshx: run %q on %s: %w", p.display, c.addr, ctx.Err())
 	}
 	res := Result{}
