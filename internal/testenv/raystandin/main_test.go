@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -29,7 +30,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	rayBin = filepath.Join(dir, "ray")
-	out, err := exec.Command("go", "build", "-o", rayBin, ".").CombinedOutput()
+	args := []string{"build", "-o", rayBin}
+	if os.Getenv("RAYSTANDIN_RACE") == "1" { // build the stand-in with the race detector
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build stand-in: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -108,6 +113,9 @@ func startRay(t *testing.T, name string, env []string, args ...string) *proc {
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		p.stop()
+		if strings.Contains(p.out.String(), "WARNING: DATA RACE") {
+			t.Errorf("%s: the race detector reported a data race", name)
+		}
 		if t.Failed() {
 			t.Logf("--- output of %s ---\n%s", name, p.out.String())
 		}
