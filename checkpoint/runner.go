@@ -370,9 +370,8 @@ func (r *Runner) runOne(ctx context.Context, l *Ledger, c Checkpoint) (Checkpoin
 	rec.Status, rec.StartedAt, rec.EndedAt, rec.Error, rec.Approval = StatusRunning, now().UTC(), time.Time{}, "", nil
 	rec.ConfigDigest = configDigest(c)
 	rec.PlanDigest = ""
-	if err := r.save(l); err != nil {
-		return cr, err
-	}
+	// Planning changes nothing, so the ledger is first written once the plan is
+	// known: a satisfied re-run costs one atomic write per checkpoint.
 	fail := func(err error) (CheckpointReport, error) {
 		rec.Status, rec.EndedAt, rec.Error = StatusFailed, now().UTC(), err.Error()
 		cr.Err = err
