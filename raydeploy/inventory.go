@@ -122,8 +122,9 @@ type invVar struct {
 }
 
 type invHost struct {
-	name string
-	line int
+	name   string
+	line   int
+	groups []string // groups listing the host directly
 	port int // from a host:port pattern
 	vars map[string]invVar
 }
@@ -332,7 +333,8 @@ func (inv *inventory) parseHostLine(group string, ln int, line string) {
 		for k, v := range vars {
 			h.vars[k] = v
 		}
-		if !slices.Contains(g.hosts, name) {
+		if !slices.Contains(h.groups, group) {
+			h.groups = append(h.groups, group)
 			g.hosts = append(g.hosts, name)
 		}
 	}
@@ -628,7 +630,7 @@ func (inv *inventory) warnUnsupported() {
 	}
 }
 
-// groupsOf returns the groups host h belongs to, directly or through
+// hostGroups returns the groups host belongs to, directly or through
 // children, sorted by depth then name: Ansible's order of precedence.
 func (inv *inventory) hostGroups(host string, depth map[string]int, parents map[string][]string) []string {
 	set := map[string]bool{"all": true}
@@ -642,10 +644,8 @@ func (inv *inventory) hostGroups(host string, depth map[string]int, parents map[
 			up(p)
 		}
 	}
-	for name, g := range inv.groups {
-		if slices.Contains(g.hosts, host) {
-			up(name)
-		}
+	for _, g := range inv.hosts[host].groups {
+		up(g)
 	}
 	out := make([]string, 0, len(set))
 	for g := range set {
@@ -808,8 +808,12 @@ func (inv *inventory) build(opts InventoryOptions) *Cluster {
 			return nil
 		}
 	}
+	isWorker := make(map[string]bool, len(workers))
+	for _, w := range workers {
+		isWorker[w] = true
+	}
 	for _, h := range inv.hostOrder {
-		if h != heads[0] && !slices.Contains(workers, h) {
+		if h != heads[0] && !isWorker[h] {
 			inv.warnf(inv.file, inv.hosts[h].line, "host %s is in neither [%s] nor [%s]; ignored", h, opts.HeadGroup, opts.WorkerGroup)
 		}
 	}
