@@ -125,8 +125,8 @@ type invHost struct {
 	name   string
 	line   int
 	groups []string // groups listing the host directly
-	port int // from a host:port pattern
-	vars map[string]invVar
+	port   int      // from a host:port pattern
+	vars   map[string]invVar
 }
 
 type invGroup struct {
