@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -188,4 +189,34 @@ func (e *Engine) Logs(ctx context.Context, id string, tail int) (string, error) 
 	var b strings.Builder
 	_, _ = stdcopy.StdCopy(&b, &b, rc)
 	return b.String(), nil
+}
+
+// RunOnce runs cmd in a new container of image (no network, removed
+// afterwards) and returns its combined output and exit code. Version checks
+// use it to ask an image what it contains before anything starts.
+func (e *Engine) RunOnce(ctx context.Context, image string, cmd []string) (string, int, error) {
+	created, err := e.cli.ContainerCreate(ctx,
+		&container.Config{Image: image, Cmd: cmd, Entrypoint: []string{}, Labels: map[string]string{LabelRole: "probe"}},
+		&container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+	if err != nil {
+		return "", 0, fmt.Errorf("run %v in %s on %s: %w", cmd, image, e.node, err)
+	}
+	defer func() {
+		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = e.cli.ContainerRemove(rmCtx, created.ID, container.RemoveOptions{Force: true})
+	}()
+	waitC, errC := e.cli.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
+	if err := e.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		return "", 0, fmt.Errorf("run %v in %s on %s: start: %w", cmd, image, e.node, err)
+	}
+	var code int
+	select {
+	case res := <-waitC:
+		code = int(res.StatusCode)
+	case err := <-errC:
+		return "", 0, fmt.Errorf("run %v in %s on %s: wait: %w", cmd, image, e.node, err)
+	}
+	out, err := e.Logs(ctx, created.ID, 200)
+	return out, code, err
 }

@@ -1,0 +1,192 @@
+package raydeploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/raydeploy/sdk/internal/dockerx"
+	"github.com/raydeploy/sdk/internal/sshx"
+)
+
+// dockerSocket is where the Docker Engine listens on every node.
+const dockerSocket = "/var/run/docker.sock"
+
+// connector holds one SSH connection and one Docker client per node for the
+// life of a Deployer: every checkpoint reuses them.
+type connector struct {
+	cluster *Cluster
+	pool    *sshx.Pool
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	engines map[string]*dockerx.Engine
+	stdio   map[string]bool // nodes whose sshd refuses socket forwarding
+}
+
+func newConnector(c *Cluster, log *slog.Logger) *connector {
+	return &connector{
+		cluster: c,
+		pool:    sshx.NewPool(),
+		log:     log,
+		engines: map[string]*dockerx.Engine{},
+		stdio:   map[string]bool{},
+	}
+}
+
+// sshConfig maps a node (with defaults applied) to the transport's config.
+func (c *connector) sshConfig(n Node) sshx.Config {
+	cfg := sshx.Config{
+		Host:            n.Address,
+		Port:            n.Port,
+		User:            n.User,
+		Auth:            sshAuth(n.Auth),
+		KnownHostsFile:  c.cluster.SSH.KnownHostsFile,
+		TrustOnFirstUse: c.cluster.SSH.TrustOnFirstUse,
+		Logger:          c.log,
+	}
+	if j := c.cluster.SSH.Jump; j != nil {
+		cfg.Jump = &sshx.Config{Host: j.Address, Port: j.Port, User: j.User, Auth: sshAuth(j.Auth)}
+	}
+	return cfg
+}
+
+func sshAuth(a Auth) sshx.Auth {
+	out := sshx.Auth{
+		KeyFile:          a.KeyFile,
+		KeyPassphraseEnv: a.KeyPassphraseEnv,
+		Agent:            a.Agent,
+		PasswordEnv:      a.PasswordEnv,
+		Password:         sshx.Secret(a.Password.Reveal()),
+	}
+	return out
+}
+
+// ssh returns the node's SSH connection, dialing it on first use.
+func (c *connector) ssh(ctx context.Context, n Node) (*sshx.Conn, error) {
+	conn, err := c.pool.Get(ctx, c.sshConfig(n))
+	if err != nil {
+		return nil, &NodeError{Node: n.ID(), Op: "connect", Err: err}
+	}
+	return conn, nil
+}
+
+// docker returns a client of the node's Docker Engine that rides on the
+// node's SSH connection: a direct-streamlocal channel to the Engine's socket,
+// or `docker system dial-stdio` where the server refuses socket forwarding.
+func (c *connector) docker(ctx context.Context, n Node) (*dockerx.Engine, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.engines[n.ID()]; e != nil {
+		return e, nil
+	}
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		conn, err := c.ssh(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		useStdio := c.stdio[n.ID()]
+		c.mu.Unlock()
+		if !useStdio {
+			sock, err := conn.DialUnix(ctx, dockerSocket)
+			if err == nil || !forwardingRefused(err) {
+				return sock, err
+			}
+			c.log.Info("sshd refuses socket forwarding; using docker system dial-stdio", "node", n.ID())
+			c.mu.Lock()
+			c.stdio[n.ID()] = true
+			c.mu.Unlock()
+		}
+		return conn.CommandConn(ctx, "docker system dial-stdio")
+	}
+	e, err := dockerx.New(dockerx.Options{Node: n.ID(), Dial: dial, Logger: c.log})
+	if err != nil {
+		return nil, &NodeError{Node: n.ID(), Op: "docker", Err: err}
+	}
+	c.engines[n.ID()] = e
+	return e, nil
+}
+
+// forwardingRefused recognises sshd's refusal of a streamlocal channel
+// (AllowStreamLocalForwarding no), as opposed to a missing socket.
+func forwardingRefused(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "administratively prohibited") || strings.Contains(s, "unknown channel type")
+}
+
+// reconnect drops the node's connection so that the next use dials a new
+// login session (needed after the user was added to group docker).
+func (c *connector) reconnect(ctx context.Context, n Node) {
+	if conn, err := c.ssh(ctx, n); err == nil {
+		_ = conn.Close()
+	}
+	c.mu.Lock()
+	if e := c.engines[n.ID()]; e != nil {
+		_ = e.Close()
+		delete(c.engines, n.ID())
+	}
+	c.mu.Unlock()
+}
+
+// httpClient returns an HTTP client whose connections go through the node's
+// SSH connection: "localhost" in URLs is the node itself, so nothing but SSH
+// needs to be reachable from the controller.
+func (c *connector) httpClient(n Node, timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := c.ssh(ctx, n)
+			if err != nil {
+				return nil, err
+			}
+			return conn.DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// close closes every Docker client and SSH connection.
+func (c *connector) close() error {
+	c.mu.Lock()
+	for _, e := range c.engines {
+		_ = e.Close()
+	}
+	c.engines = map[string]*dockerx.Engine{}
+	c.mu.Unlock()
+	return c.pool.CloseAll()
+}
+
+// run runs a shell command on the node and returns its stdout.
+func (c *connector) run(ctx context.Context, n Node, cmd string, opts ...sshx.RunOption) (string, error) {
+	conn, err := c.ssh(ctx, n)
+	if err != nil {
+		return "", err
+	}
+	res, err := conn.Run(ctx, cmd, opts...)
+	if err != nil {
+		return string(res.Stdout), err
+	}
+	return string(res.Stdout), nil
+}
+
+// errIsNodeError reports whether err already names a node.
+func errIsNodeError(err error) bool {
+	var ne *NodeError
+	return errors.As(err, &ne)
+}
+
+// nodeErr wraps err as a NodeError unless it already is one.
+func nodeErr(n Node, op string, err error) error {
+	if err == nil || errIsNodeError(err) {
+		return err
+	}
+	return &NodeError{Node: n.ID(), Op: op, Err: fmt.Errorf("%w", err)}
+}

@@ -1,0 +1,134 @@
+package raydeploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/internal/sshx"
+)
+
+// dockerInstallation installs and starts Docker Engine where it is missing,
+// from the OS package manager, and lets the login user use it. Nodes that
+// have a running Engine the user may use are not in the plan.
+type dockerInstallation struct{ d *Deployer }
+
+func (c *dockerInstallation) Name() string { return CheckpointDocker }
+func (c *dockerInstallation) Description() string {
+	return "Install and start Docker Engine where it is missing"
+}
+func (c *dockerInstallation) NeedsApproval() bool { return true }
+func (c *dockerInstallation) Destructive() bool   { return false }
+
+// Risks are shown to the approver.
+func (c *dockerInstallation) Risks() []string {
+	return []string{
+		"installs the docker.io package with apt-get and its dependencies (containerd, runc, iptables rules)",
+		"adds the login user to group docker, which is root-equivalent on that node",
+	}
+}
+
+// Plan actions.
+const (
+	actionInstallDocker = "install"
+	actionStartDocker   = "start"
+	actionDockerGroup   = "grant"
+)
+
+func (c *dockerInstallation) Plan(ctx context.Context) (checkpoint.Plan, error) {
+	d := c.d
+	p := checkpoint.Plan{Checkpoint: c.Name()}
+	facts, err := Fanout(ctx, d.cluster.Nodes(), FanoutOptions{Concurrency: d.opts.Concurrency, Op: "facts"}, d.nodeFacts)
+	if err != nil {
+		return p, err
+	}
+	for _, n := range d.cluster.Nodes() {
+		f := facts[n.ID()]
+		if !f.Docker {
+			if !f.debianLike() {
+				return p, &NodeError{Node: n.ID(), Op: c.Name(), Err: fmt.Errorf("docker is missing and %s has no apt: install Docker Engine by hand", f.OS)}
+			}
+			p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: actionInstallDocker, Detail: "apt-get install docker.io"})
+		}
+		if !f.DockerRunning {
+			p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: actionStartDocker, Detail: "start and enable the Docker Engine"})
+		}
+		if !f.Root && !f.DockerAccess {
+			p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: actionDockerGroup, Detail: "add user " + f.User + " to group docker"})
+		}
+	}
+	return p, nil
+}
+
+const installDockerScript = `set -e
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq docker.io >/dev/null`
+
+const startDockerScript = `set -e
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+	systemctl enable --now docker
+else
+	service docker start
+fi`
+
+func (c *dockerInstallation) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoint.NodeResult, error) {
+	d := c.d
+	nodes := d.nodesIn(p)
+	err := d.fanout(ctx, nodes, c.Name(), func(ctx context.Context, n Node) error {
+		conn, err := d.conn.ssh(ctx, n)
+		if err != nil {
+			return err
+		}
+		regrouped := false
+		for _, it := range itemsFor(p, n.ID()) {
+			var script string
+			switch it.Action {
+			case actionInstallDocker:
+				script = installDockerScript
+			case actionStartDocker:
+				script = startDockerScript
+			case actionDockerGroup:
+				script = "usermod -aG docker " + sshx.Quote(n.User)
+				regrouped = true
+			default:
+				return fmt.Errorf("unknown plan action %q", it.Action)
+			}
+			if _, err := conn.Sudo(ctx, script); err != nil {
+				return fmt.Errorf("%s: %w", it.Detail, err)
+			}
+		}
+		if regrouped {
+			// Group membership applies to new logins only.
+			d.conn.reconnect(ctx, n)
+		}
+		return d.waitDocker(ctx, n, time.Minute)
+	})
+	for _, n := range nodes {
+		_, _ = d.refreshFacts(ctx, n)
+	}
+	return results(nodes, err, func(n Node) string { return "Docker Engine running" }), nil
+}
+
+// waitDocker polls the node's Engine until it answers a ping.
+func (d *Deployer) waitDocker(ctx context.Context, n Node, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		e, err := d.conn.docker(ctx, n)
+		if err == nil {
+			if _, err = e.Ping(ctx); err == nil {
+				return nil
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("docker engine did not answer within %s: %w", timeout, errors.Join(last, ctx.Err()))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

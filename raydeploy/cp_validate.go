@@ -1,0 +1,254 @@
+package raydeploy
+
+import (
+	"context"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/raydeploy/dashboard"
+)
+
+//go:embed validate_job.py
+var validateJob string
+
+// Check is one line of a validation report.
+type Check struct {
+	Name   string `json:"name"`
+	Node   string `json:"node,omitempty"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// ValidationReport is what final-validation and Validate found.
+type ValidationReport struct {
+	Cluster string        `json:"cluster"`
+	Time    time.Time     `json:"time"`
+	Took    time.Duration `json:"took_ns"`
+	OK      bool          `json:"ok"`
+	Checks  []Check       `json:"checks"`
+}
+
+// Text renders the report for people, one line per check.
+func (r *ValidationReport) Text() string {
+	var b strings.Builder
+	verdict := "PASSED"
+	if !r.OK {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(&b, "validation of %s: %s (%d checks, %s)\n", r.Cluster, verdict, len(r.Checks), r.Took.Round(time.Millisecond))
+	for _, c := range r.Checks {
+		mark := "ok  "
+		if !c.OK {
+			mark = "FAIL"
+		}
+		where := c.Node
+		if where == "" {
+			where = "-"
+		}
+		fmt.Fprintf(&b, "  %s %-22s %-16s %s\n", mark, c.Name, where, c.Detail)
+	}
+	return b.String()
+}
+
+// ValidateOptions select what Validate checks.
+type ValidateOptions struct {
+	// HealthOnly skips the Ray job (containers, nodes and endpoints only).
+	HealthOnly bool
+}
+
+// Validate checks the running cluster: Ray containers running on every node,
+// every node ALIVE in Ray with the expected CPUs, the dashboard healthy and,
+// unless HealthOnly, a job that runs a task on every node. It changes nothing
+// but the job it submits, and writes the report to validation.json in the
+// state directory.
+func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*ValidationReport, error) {
+	start := time.Now()
+	rep := &ValidationReport{Cluster: d.cluster.Name, Time: start.UTC(), OK: true}
+	add := func(name, node string, err error, detail string) {
+		c := Check{Name: name, Node: node, OK: err == nil, Detail: detail}
+		if err != nil {
+			c.Detail = err.Error()
+			rep.OK = false
+		}
+		rep.Checks = append(rep.Checks, c)
+	}
+	nodes := d.cluster.Nodes()
+
+	// Containers.
+	type ctr struct {
+		detail string
+		err    error
+	}
+	states, _ := Fanout(ctx, nodes, FanoutOptions{Concurrency: d.opts.Concurrency, Op: "validate"}, func(ctx context.Context, n Node) (ctr, error) {
+		e, err := d.conn.docker(ctx, n)
+		if err != nil {
+			return ctr{err: err}, nil
+		}
+		name := d.desiredContainerNames(n)[0]
+		st, err := e.Inspect(ctx, name)
+		if err != nil {
+			return ctr{err: err}, nil
+		}
+		if !st.Running {
+			return ctr{err: fmt.Errorf("container %s is %s", name, st.Status)}, nil
+		}
+		return ctr{detail: name + " running"}, nil
+	})
+	for _, n := range nodes {
+		s, ok := states[n.ID()]
+		if !ok {
+			s.err = errors.New("node unreachable")
+		}
+		add("container", n.ID(), s.err, s.detail)
+	}
+
+	// Dashboard and nodes.
+	dash, err := d.dashboardClient()
+	if err != nil {
+		return nil, err
+	}
+	v, err := dash.Version(ctx)
+	add("dashboard", nodes[0].ID(), errors.Join(err, dash.GCSHealthy(ctx)), "Ray "+v.RayVersion+", GCS healthy")
+	alive, err := d.aliveNodes(ctx, dash, nodes)
+	if err != nil {
+		add("ray-nodes", "", err, "")
+	} else {
+		total := 0.0
+		for _, n := range nodes {
+			a, ok := alive[n.ID()]
+			if !ok {
+				add("ray-node", n.ID(), fmt.Errorf("not ALIVE with %d CPUs in Ray", d.expectedCPUsOf(ctx, n)), "")
+				continue
+			}
+			total += a.CPUs()
+			add("ray-node", n.ID(), nil, fmt.Sprintf("ALIVE, %g CPUs", a.CPUs()))
+		}
+		add("ray-cluster", "", nil, fmt.Sprintf("%d of %d nodes ALIVE, %g CPUs", len(alive), len(nodes), total))
+	}
+
+	if !o.HealthOnly {
+		where, err := d.runValidationJob(ctx, dash)
+		if err != nil {
+			add("ray-job", "", err, "")
+		} else {
+			for _, n := range nodes {
+				if host, ok := where[n.Address]; ok {
+					add("ray-task", n.ID(), nil, "task ran on "+host)
+				} else {
+					add("ray-task", n.ID(), errors.New("no task of the validation job ran here"), "")
+				}
+			}
+		}
+	}
+	rep.Took = time.Since(start)
+	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
+		if err := checkpoint.WriteFileAtomic(filepath.Join(d.cluster.StateDir, "validation.json"), b, 0o600); err != nil {
+			d.log.Warn("could not save the validation report", "err", err)
+		}
+	}
+	return rep, nil
+}
+
+// runValidationJob submits the validation job and returns, by node IP, the
+// host name each task reported.
+func (d *Deployer) runValidationJob(ctx context.Context, dash *dashboard.Client) (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.ValidationJobTimeout)
+	defer cancel()
+	code := base64.StdEncoding.EncodeToString([]byte(validateJob))
+	entry := fmt.Sprintf(`python -c "import base64; exec(base64.b64decode('%s'))"`, code)
+	sub, err := dash.SubmitJob(ctx, dashboard.JobSubmitRequest{
+		Entrypoint: entry,
+		Metadata:   map[string]string{"raydeploy": "final-validation"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("submit validation job: %w", err)
+	}
+	info, err := dash.WaitJob(ctx, sub.SubmissionID, 500*time.Millisecond)
+	if err != nil {
+		return nil, fmt.Errorf("validation job %s: %w", sub.SubmissionID, err)
+	}
+	logs, _ := dash.JobLogs(ctx, sub.SubmissionID)
+	if info.Status != dashboard.JobSucceeded {
+		return nil, fmt.Errorf("validation job %s %s: %s; last log lines: %s", sub.SubmissionID, info.Status, info.Message, tail(logs, 5))
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "RAYDEPLOY_VALIDATION ")
+		if !ok {
+			continue
+		}
+		var tasks []struct {
+			IP       string `json:"ip"`
+			Hostname string `json:"hostname"`
+		}
+		if err := json.Unmarshal([]byte(rest), &tasks); err != nil {
+			return nil, fmt.Errorf("validation job output: %w", err)
+		}
+		out := map[string]string{}
+		for _, t := range tasks {
+			out[t.IP] = t.Hostname
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("validation job %s printed no result; last log lines: %s", sub.SubmissionID, tail(logs, 5))
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// finalValidation runs Validate as the last checkpoint.
+type finalValidation struct{ d *Deployer }
+
+func (c *finalValidation) Name() string { return CheckpointValidation }
+func (c *finalValidation) Description() string {
+	return "Check containers, Ray nodes and CPUs, and run a job on every node"
+}
+func (c *finalValidation) NeedsApproval() bool { return false }
+func (c *finalValidation) Destructive() bool   { return false }
+
+func (c *finalValidation) Plan(ctx context.Context) (checkpoint.Plan, error) {
+	p := checkpoint.Plan{Checkpoint: c.Name()}
+	for _, n := range c.d.cluster.Nodes() {
+		p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: "validate", Detail: "read-only checks and one Ray job"})
+	}
+	return p, nil
+}
+
+func (c *finalValidation) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoint.NodeResult, error) {
+	rep, err := c.d.Validate(ctx, ValidateOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []checkpoint.NodeResult
+	for _, n := range c.d.nodesIn(p) {
+		var fails []string
+		passed := 0
+		for _, ch := range rep.Checks {
+			if ch.Node != n.ID() && ch.Node != "" {
+				continue
+			}
+			if ch.OK {
+				passed++
+			} else {
+				fails = append(fails, ch.Name+": "+ch.Detail)
+			}
+		}
+		r := checkpoint.NodeResult{Node: n.ID(), Summary: fmt.Sprintf("%d checks passed", passed)}
+		if len(fails) > 0 {
+			r.Err = errors.New(strings.Join(fails, "; "))
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

@@ -1,0 +1,324 @@
+package raydeploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/raydeploy/sdk/approval"
+	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/raydeploy/dashboard"
+)
+
+// The six checkpoints, in order. Their names are the seed's.
+const (
+	CheckpointPrerequisites = "prerequisites-check"
+	CheckpointDocker        = "docker-installation"
+	CheckpointCleanup       = "cleanup-existing"
+	CheckpointRay           = "ray-deployment"
+	CheckpointMonitoring    = "monitoring-deployment"
+	CheckpointValidation    = "final-validation"
+)
+
+// ImagePolicy says how an image that a node lacks gets there.
+type ImagePolicy string
+
+// Image policies.
+const (
+	// ImageAuto side-loads from the controller's Docker Engine when it has
+	// the image, else pulls on the node.
+	ImageAuto ImagePolicy = "auto"
+	// ImagePull pulls on every node from its registry.
+	ImagePull ImagePolicy = "pull"
+	// ImageSideLoad streams the image from the controller's Docker Engine
+	// (or ImageFile) to each node over SSH: no registry needed.
+	ImageSideLoad ImagePolicy = "side-load"
+)
+
+// Options configure a Deployer.
+type Options struct {
+	// Approver decides on checkpoints that need approval. Nil refuses them.
+	Approver approval.Approver
+	// Events receives progress events (checkpoint and node transitions).
+	Events checkpoint.EventSink
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Concurrency bounds how many nodes are worked on at once (default
+	// DefaultConcurrency).
+	Concurrency int
+	// Images is how images reach nodes (default ImageAuto).
+	Images ImagePolicy
+	// ImageFile is a docker-save tar to side-load from instead of the
+	// controller's Engine.
+	ImageFile string
+	// ResumeCommand is the command a failure record tells the user to run.
+	ResumeCommand string
+	// Prerequisites are the minimums prerequisites-check enforces.
+	Prerequisites Prerequisites
+	// ReadyTimeout bounds the wait for Ray to report every node ALIVE
+	// (default 3 minutes).
+	ReadyTimeout time.Duration
+	// ValidationJobTimeout bounds final-validation's Ray job (default 2 minutes).
+	ValidationJobTimeout time.Duration
+}
+
+// Prerequisites are the minimums every node must meet.
+type Prerequisites struct {
+	MinCPUs     int      // default 1
+	MinMemory   ByteSize // default 2 GiB
+	MinDiskFree ByteSize // default 10 GiB on /
+	// MaxClockSkew is reported as a failure beyond this (default 30 s).
+	MaxClockSkew time.Duration
+}
+
+func (p *Prerequisites) applyDefaults() {
+	if p.MinCPUs == 0 {
+		p.MinCPUs = 1
+	}
+	if p.MinMemory == 0 {
+		p.MinMemory = 2 << 30
+	}
+	if p.MinDiskFree == 0 {
+		p.MinDiskFree = 10 << 30
+	}
+	if p.MaxClockSkew == 0 {
+		p.MaxClockSkew = 30 * time.Second
+	}
+}
+
+// Deployer deploys, checks and removes one Ray cluster. It holds one SSH
+// connection per node for its whole life; Close releases them.
+type Deployer struct {
+	cluster *Cluster
+	opts    Options
+	log     *slog.Logger
+	conn    *connector
+
+	mu       sync.Mutex
+	facts    map[string]Facts
+	versions map[string]string // image ID -> "Ray x, Python y"
+	list     *checkpoint.List
+}
+
+// New validates the cluster and returns its Deployer.
+func New(c *Cluster, opts Options) (*Deployer, error) {
+	if c == nil {
+		return nil, errors.New("raydeploy: nil cluster")
+	}
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.Images == "" {
+		opts.Images = ImageAuto
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 3 * time.Minute
+	}
+	if opts.ValidationJobTimeout == 0 {
+		opts.ValidationJobTimeout = 2 * time.Minute
+	}
+	opts.Prerequisites.applyDefaults()
+	d := &Deployer{
+		cluster: c,
+		opts:    opts,
+		log:     opts.Logger.With("cluster", c.Name),
+		facts:   map[string]Facts{},
+	}
+	d.conn = newConnector(c, d.log)
+	list, err := checkpoint.NewList(
+		&prerequisitesCheck{d: d},
+		&dockerInstallation{d: d},
+		&cleanupExisting{d: d},
+		&rayDeployment{d: d},
+		&finalValidation{d: d},
+	)
+	if err != nil {
+		return nil, err
+	}
+	d.list = list
+	return d, nil
+}
+
+// Cluster is the cluster with defaults applied.
+func (d *Deployer) Cluster() *Cluster { return d.cluster }
+
+// Checkpoints is the ordered, editable list of checkpoints Deploy runs.
+// Callers may insert their own (checkpoint.List's methods).
+func (d *Deployer) Checkpoints() *checkpoint.List { return d.list }
+
+// Close releases every node connection.
+func (d *Deployer) Close() error { return d.conn.close() }
+
+func (d *Deployer) nodeIDs() []string {
+	var ids []string
+	for _, n := range d.cluster.Nodes() {
+		ids = append(ids, n.ID())
+	}
+	return ids
+}
+
+func (d *Deployer) runner(ctx context.Context, list *checkpoint.List) (*checkpoint.Runner, error) {
+	return checkpoint.Open(ctx, list, checkpoint.Options{
+		StateDir:      d.cluster.StateDir,
+		Nodes:         d.nodeIDs(),
+		Approver:      d.opts.Approver,
+		Events:        d.opts.Events,
+		Logger:        d.log,
+		ResumeCommand: d.opts.ResumeCommand,
+	})
+}
+
+// Deploy runs the checkpoints o selects (all of them by default). Each
+// checkpoint plans first; a checkpoint whose plan is empty is recorded as
+// satisfied without running, which makes a re-run of a deployed cluster a
+// fast no-op and a re-run after a failure redo only what is missing.
+func (d *Deployer) Deploy(ctx context.Context, o checkpoint.RunOptions) (*checkpoint.Report, error) {
+	r, err := d.runner(ctx, d.list)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Run(ctx, o)
+}
+
+// Plan returns what Deploy would change, per checkpoint and node, changing
+// nothing (a dry run).
+func (d *Deployer) Plan(ctx context.Context, o checkpoint.RunOptions) ([]checkpoint.Plan, error) {
+	r, err := d.runner(ctx, d.list)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.DryRun(ctx, o)
+}
+
+// List returns the checkpoints with their ledger status.
+func (d *Deployer) List(ctx context.Context) ([]checkpoint.Info, error) {
+	r, err := d.runner(ctx, d.list)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.List()
+}
+
+// Down removes every container this cluster owns on every node, after an
+// approval (destructive).
+func (d *Deployer) Down(ctx context.Context) (*checkpoint.Report, error) {
+	list, err := checkpoint.NewList(&down{d: d})
+	if err != nil {
+		return nil, err
+	}
+	r, err := d.runner(ctx, list)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Run(ctx, checkpoint.RunOptions{})
+}
+
+// nodeFacts returns the node's facts, gathering them on first use.
+func (d *Deployer) nodeFacts(ctx context.Context, n Node) (Facts, error) {
+	d.mu.Lock()
+	f, ok := d.facts[n.ID()]
+	d.mu.Unlock()
+	if ok {
+		return f, nil
+	}
+	return d.refreshFacts(ctx, n)
+}
+
+func (d *Deployer) refreshFacts(ctx context.Context, n Node) (Facts, error) {
+	f, err := d.conn.gatherFacts(ctx, n)
+	if err != nil {
+		return Facts{}, err
+	}
+	d.mu.Lock()
+	d.facts[n.ID()] = f
+	d.mu.Unlock()
+	return f, nil
+}
+
+// fanout runs fn on every node with the Deployer's concurrency.
+func (d *Deployer) fanout(ctx context.Context, nodes []Node, op string, fn func(ctx context.Context, n Node) error) error {
+	return ForEachNode(ctx, nodes, FanoutOptions{Concurrency: d.opts.Concurrency, Op: op, Logger: d.log}, fn)
+}
+
+// results turns a fan-out error into one NodeResult per node: failed nodes
+// carry their error, the others the summary summarize gives.
+func results(nodes []Node, err error, summarize func(Node) string) []checkpoint.NodeResult {
+	failed := map[string]error{}
+	var me interface{ WrappedErrors() []error }
+	if errors.As(err, &me) {
+		for _, e := range me.WrappedErrors() {
+			var ne *NodeError
+			if errors.As(e, &ne) {
+				failed[ne.Node] = ne
+			}
+		}
+	}
+	out := make([]checkpoint.NodeResult, 0, len(nodes))
+	for _, n := range nodes {
+		if e, ok := failed[n.ID()]; ok {
+			out = append(out, checkpoint.NodeResult{Node: n.ID(), Err: e})
+			continue
+		}
+		if err != nil && len(failed) == 0 { // a failure that names no node
+			out = append(out, checkpoint.NodeResult{Node: n.ID(), Err: err})
+			continue
+		}
+		out = append(out, checkpoint.NodeResult{Node: n.ID(), Summary: summarize(n)})
+	}
+	return out
+}
+
+// nodesIn returns the cluster's nodes that the plan names, in cluster order.
+func (d *Deployer) nodesIn(p checkpoint.Plan) []Node {
+	want := map[string]bool{}
+	for _, it := range p.Items {
+		want[it.Node] = true
+	}
+	var out []Node
+	for _, n := range d.cluster.Nodes() {
+		if want[n.ID()] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// dashboardClient returns a client of the head's Ray dashboard, reached
+// through the head's SSH connection.
+func (d *Deployer) dashboardClient() (*dashboard.Client, error) {
+	tok, err := d.cluster.rayToken()
+	if err != nil {
+		return nil, err
+	}
+	head := d.cluster.Nodes()[0]
+	return dashboard.New(dashboard.Config{
+		BaseURL:    fmt.Sprintf("http://127.0.0.1:%d", d.cluster.Ray.Ports.Dashboard),
+		Token:      tok,
+		HTTPClient: d.conn.httpClient(head, 15*time.Second),
+	})
+}
+
+// itemsFor returns the plan's items for one node.
+func itemsFor(p checkpoint.Plan, node string) []checkpoint.PlanItem {
+	var out []checkpoint.PlanItem
+	for _, it := range p.Items {
+		if it.Node == node {
+			out = append(out, it)
+		}
+	}
+	return out
+}

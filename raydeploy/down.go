@@ -1,0 +1,52 @@
+package raydeploy
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/internal/dockerx"
+)
+
+// down removes every container that carries this cluster's label, on every
+// node. Nothing else is touched: images, /tmp/ray and other containers stay.
+type down struct{ d *Deployer }
+
+func (c *down) Name() string        { return "down" }
+func (c *down) Description() string { return "Remove every container of this cluster from every node" }
+func (c *down) NeedsApproval() bool { return true }
+func (c *down) Destructive() bool   { return true }
+
+// Risks are shown to the approver.
+func (c *down) Risks() []string {
+	return []string{
+		"the Ray cluster stops: running jobs, actors and Serve applications are killed, there is no undo",
+		"the listed containers are removed with their anonymous volumes",
+	}
+}
+
+func (c *down) Plan(ctx context.Context) (checkpoint.Plan, error) {
+	d := c.d
+	p := checkpoint.Plan{Checkpoint: c.Name()}
+	owned, err := Fanout(ctx, d.cluster.Nodes(), FanoutOptions{Concurrency: d.opts.Concurrency, Op: "down plan"}, func(ctx context.Context, n Node) ([]dockerx.Container, error) {
+		e, err := d.conn.docker(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		return e.List(ctx, dockerx.ListFilter{Labels: []string{dockerx.LabelCluster + "=" + d.cluster.Name}})
+	})
+	if err != nil {
+		return p, err
+	}
+	for _, n := range d.cluster.Nodes() {
+		for _, ct := range owned[n.ID()] {
+			p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: actionRemoveContainer,
+				Detail: fmt.Sprintf("%s %s (image %s, %s)", ct.Name, shortID(ct.ID), ct.Image, ct.State)})
+		}
+	}
+	return p, nil
+}
+
+func (c *down) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoint.NodeResult, error) {
+	return (&cleanupExisting{d: c.d}).Run(ctx, p)
+}
