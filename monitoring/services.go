@@ -47,6 +47,7 @@ func (s Stack) nodeExporter() service.Spec {
 			"--path.procfs=/host/proc",
 			"--path.sysfs=/host/sys",
 			"--web.listen-address=:" + strconv.Itoa(s.NodeExporterPort),
+			"--no-collector.systemd",
 			"--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run|var/lib/docker/.+|var/lib/containers/.+)($|/)",
 		},
 		NetworkMode: "host",
