@@ -64,6 +64,8 @@ func sshAuth(a Auth) sshx.Auth {
 		Agent:            a.Agent,
 		PasswordEnv:      a.PasswordEnv,
 		Password:         sshx.Secret(a.Password.Reveal()),
+		SudoPasswordEnv:  a.SudoPasswordEnv,
+		SudoPassword:     sshx.Secret(a.SudoPassword.Reveal()),
 	}
 	return out
 }

@@ -57,13 +57,20 @@ type Auth struct {
 	KeyPassphraseEnv string
 	// Agent offers the keys of the agent at SSH_AUTH_SOCK.
 	Agent bool
-	// Password is the login password; it is also the sudo password.
+	// Password is the login password; it is also the sudo password unless
+	// SudoPassword or SudoPasswordEnv is set.
 	Password Secret
 	// PasswordEnv names the environment variable holding the password,
 	// used when Password is empty.
 	PasswordEnv string
 	// Signers are in-memory keys.
 	Signers []ssh.Signer
+	// SudoPassword is the password sudo asks for, when it differs from the
+	// login password (or there is none: key logins).
+	SudoPassword Secret
+	// SudoPasswordEnv names the environment variable holding the sudo
+	// password, used when SudoPassword is empty.
+	SudoPasswordEnv string
 }
 
 // LogValue describes which methods are configured, never their secrets.
@@ -77,6 +84,20 @@ func (a Auth) LogValue() slog.Value {
 }
 
 // password returns the configured password, from Password or PasswordEnv.
+// sudoPassword returns the password for sudo: SudoPassword, SudoPasswordEnv,
+// else the login password.
+func (a Auth) sudoPassword() Secret {
+	if a.SudoPassword != "" {
+		return a.SudoPassword
+	}
+	if a.SudoPasswordEnv != "" {
+		if v := os.Getenv(a.SudoPasswordEnv); v != "" {
+			return Secret(v)
+		}
+	}
+	return a.password()
+}
+
 func (a Auth) password() Secret {
 	if a.Password != "" {
 		return a.Password

@@ -135,7 +135,7 @@ func dial(ctx context.Context, cfg Config, jump *Conn, hooks *dialHooks) (*Conn,
 		jump:     jump,
 		ownsJump: ownsJump,
 		log:      log,
-		password: cfg.Auth.password(),
+		password: cfg.Auth.sudoPassword(),
 		sudoPath: "sudo",
 		done:     make(chan struct{}),
 	}
