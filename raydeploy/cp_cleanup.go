@@ -47,7 +47,8 @@ const (
 
 // rayProcessScript lists Ray daemons that run outside any container (a pip
 // install of Ray on the host): "pid comm" lines.
-const rayProcessScript = `for p in $(pgrep -x 'raylet|gcs_server|dashboard.py' 2>/dev/null; pgrep -f 'ray/_private/workers/default_worker.py|ray::' 2>/dev/null); do
+const rayProcessScript = `for p in $(pgrep -x 'raylet|gcs_server' 2>/dev/null; pgrep -f '[r]ay/_private/workers/default_worker.py|[r]ay/dashboard/dashboard.py' 2>/dev/null); do
+	[ "$p" = "$$" ] && continue
 	grep -qE 'docker|containerd|lxc|kubepods' /proc/$p/cgroup 2>/dev/null && continue
 	[ "$(readlink /proc/1/ns/pid 2>/dev/null)" = "$(readlink /proc/$p/ns/pid 2>/dev/null)" ] || continue
 	echo "$p $(cat /proc/$p/comm 2>/dev/null)"

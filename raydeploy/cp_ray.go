@@ -130,7 +130,7 @@ func (c *rayDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoin
 			for _, e := range me.WrappedErrors() {
 				var ne *NodeError
 				if errors.As(e, &ne) {
-					failed[ne.Node] = ne
+					failed[ne.Node] = ne.Err // the ledger names the node and checkpoint
 				}
 			}
 		}
@@ -195,6 +195,11 @@ func (c *rayDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoin
 			failed[head.ID()] = &NodeError{Node: head.ID(), Op: c.Name(), Err: err}
 		}
 		if failed[head.ID()] != nil {
+			for _, n := range nodes {
+				if failed[n.ID()] == nil {
+					failed[n.ID()] = fmt.Errorf("not started: the head %s failed", head.ID())
+				}
+			}
 			return resultsWith(nodes, failed, nil), nil
 		}
 	}

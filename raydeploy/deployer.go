@@ -263,7 +263,7 @@ func results(nodes []Node, err error, summarize func(Node) string) []checkpoint.
 		for _, e := range me.WrappedErrors() {
 			var ne *NodeError
 			if errors.As(e, &ne) {
-				failed[ne.Node] = ne
+				failed[ne.Node] = ne.Err // the ledger names the node and checkpoint
 			}
 		}
 	}

@@ -47,6 +47,10 @@ type RayConfig struct {
 	// raydeploy manages itself (--head, --address, --port, --block, ...) are
 	// refused.
 	ExtraStartArgs []string `json:"extra_start_args,omitempty" yaml:"extra_start_args,omitempty"`
+	// NoFile is the open-files limit (ulimit nofile) of the Ray containers;
+	// 0 means Ray's launcher value 65536, a negative value leaves the
+	// Engine's default.
+	NoFile int `json:"nofile,omitempty" yaml:"nofile,omitempty"`
 }
 
 // RayPorts are Ray's ports. Pinning them lets firewalls and Prometheus be

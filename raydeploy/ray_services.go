@@ -142,10 +142,21 @@ func (c *Cluster) RayService(n Node, f Facts) (ServiceSpec, error) {
 		NetworkMode: "host",
 		Restart:     "unless-stopped",
 		ShmSize:     c.shmSize(f),
-		Ulimits:     []service.Ulimit{{Name: "nofile", Soft: 65536, Hard: 65536}},
 		GPUs:        n.Resources.GPUs != nil && *n.Resources.GPUs > 0,
 		Mounts:      []service.Mount{{Type: "bind", Source: rayTempDir, Target: rayTempDir}},
+		Ulimits:     c.rayUlimits(),
 	}, nil
+}
+
+func (c *Cluster) rayUlimits() []service.Ulimit {
+	n := int64(c.Ray.NoFile)
+	switch {
+	case n < 0:
+		return nil
+	case n == 0:
+		n = 65536
+	}
+	return []service.Ulimit{{Name: "nofile", Soft: n, Hard: n}}
 }
 
 // rayContainerNames are the container names of Ray on any node of the cluster.
