@@ -474,7 +474,12 @@ func checkDashboardQueries(ctx context.Context, t *testing.T, p promAPI, s Stack
 			t.Errorf("dashboard %s panel %q: query rejected: %v\n%s", q.dash, q.panel, err, q.expr)
 		}
 	}
+	if t.Failed() {
+		return
+	}
 	// Node panels: every query shows every node (or, aggregated, a value).
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
