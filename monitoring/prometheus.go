@@ -30,6 +30,9 @@ const (
 	JobNodeExporter = "node"
 	JobCAdvisor     = "cadvisor"
 	JobRay          = "ray"
+	// JobRayDiscovery is the job reading Ray's file SD. Ray's file sets
+	// job="ray" on its targets, so their series carry job "ray" and
+	// role "discovered".
 	JobRayDiscovery = "ray-discovered"
 	JobDCGM         = "dcgm"
 )
@@ -121,7 +124,8 @@ func (s Stack) PrometheusConfig(cluster string, targets []Target) ([]byte, error
 	// Ray's file SD lists every alive node's metrics endpoint as ip:port.
 	// Nodes already scraped statically are dropped (no duplicate series);
 	// the others (joined outside this deployment) get a node label from
-	// their address.
+	// their address. Ray lists IP addresses: a Target given by host name
+	// is not recognized here and its node would be scraped twice.
 	var known []string
 	for _, t := range targets {
 		known = append(known, regexp.QuoteMeta(hostPort(t.Address, s.RayMetricsPort)))
