@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -105,39 +106,53 @@ func TestDeployThreeNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	// Seed-style leftovers and an unrelated container: cleanup-existing must
-	// remove the former and keep the latter.
+	// Seed-style leftovers and an unrelated container on node1:
+	// cleanup-existing must remove the former and keep the latter.
 	tiny, err := testenv.TinyImage(ctx, tb.env.Pool())
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = tiny
-	head := tb.env.Nodes[0]
-	if _, err := head.Run(ctx, "root", "docker tag $(docker images -q | head -1) rayproject/ray:2.9.0 2>/dev/null; true"); err != nil {
+	n1 := tb.env.Nodes[1]
+	if err := n1.LoadImage(ctx, tiny, tiny); err != nil {
 		t.Fatal(err)
+	}
+	for _, name := range []string{"ray_worker", "unrelated-app"} {
+		if _, err := n1.Run(ctx, "root", "docker run -d --name "+name+" "+tiny+" /tinyd"); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	d := tb.deployer(t, raydeploy.Options{})
 	rep, err := d.Deploy(ctx, checkpoint.RunOptions{})
 	if err != nil {
-		for _, c := range rep.Checkpoints {
-			t.Logf("%s: %s %v", c.Name, c.Status, c.Err)
-			for _, n := range c.Nodes {
-				t.Logf("  %s: %s %v", n.Node, n.Summary, n.Err)
-			}
-		}
+		logReport(t, rep)
 		t.Fatal(err)
 	}
-	for _, name := range []string{raydeploy.CheckpointPrerequisites, raydeploy.CheckpointRay, raydeploy.CheckpointValidation} {
+	for _, name := range []string{raydeploy.CheckpointPrerequisites, raydeploy.CheckpointCleanup, raydeploy.CheckpointRay, raydeploy.CheckpointValidation} {
 		if got := statusOf(rep, name); got != checkpoint.StatusSucceeded {
 			t.Errorf("%s: %s, want succeeded", name, got)
 		}
 	}
-	// Docker is there and nothing old is on the nodes: satisfied without running.
-	for _, name := range []string{raydeploy.CheckpointDocker, raydeploy.CheckpointCleanup} {
-		if got := statusOf(rep, name); got != checkpoint.StatusSkippedSatisfied {
-			t.Errorf("%s: %s, want skipped-satisfied", name, got)
-		}
+	// Docker is on every node: satisfied without running.
+	if got := statusOf(rep, raydeploy.CheckpointDocker); got != checkpoint.StatusSkippedSatisfied {
+		t.Errorf("%s: %s, want skipped-satisfied", raydeploy.CheckpointDocker, got)
+	}
+
+	// Cleanup removed exactly the seed's container, with a recorded approval.
+	names, err := n1.Run(ctx, "root", "docker ps -a --format '{{.Names}}' | sort")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(names, "ray_worker") || !strings.Contains(names, "unrelated-app") {
+		t.Errorf("containers on node1 after cleanup:\n%s\nwant ray_worker gone and unrelated-app kept", names)
+	}
+	ledger := loadLedger(t, tb)
+	rec := ledger.Node(raydeploy.CheckpointCleanup, "node1")
+	if rec == nil || rec.Status != checkpoint.StatusSucceeded || rec.Approval == nil || rec.Approval.By != "integration-test" {
+		t.Errorf("ledger for cleanup-existing on node1 = %+v, want succeeded with the approval recorded", rec)
+	}
+	if r := ledger.Node(raydeploy.CheckpointCleanup, "node0"); r == nil || r.Status != checkpoint.StatusSkippedSatisfied {
+		t.Errorf("ledger for cleanup-existing on node0 = %+v, want skipped-satisfied (nothing to remove there)", r)
 	}
 
 	v, err := d.Validate(ctx, raydeploy.ValidateOptions{})
@@ -157,20 +172,162 @@ func TestDeployThreeNodes(t *testing.T) {
 		t.Errorf("validation tasks ran on %d nodes, want 3:\n%s", tasks, v.Text())
 	}
 
-	// A second deploy changes nothing.
+	// A second deploy changes nothing: every checkpoint that changes things
+	// is satisfied and no container is replaced.
 	before := tb.containerIDs(t, ctx)
 	d2 := tb.deployer(t, raydeploy.Options{})
 	start := time.Now()
-	rep2, err := d2.Deploy(ctx, checkpoint.RunOptions{Only: raydeploy.CheckpointRay})
+	rep2, err := d2.Deploy(ctx, checkpoint.RunOptions{})
 	if err != nil {
+		logReport(t, rep2)
 		t.Fatal(err)
 	}
-	t.Logf("no-op ray-deployment re-run took %s", time.Since(start))
-	if got := statusOf(rep2, raydeploy.CheckpointRay); got != checkpoint.StatusSkippedSatisfied {
-		t.Errorf("second ray-deployment: %s, want skipped-satisfied", got)
+	t.Logf("no-op re-run of all checkpoints took %s", time.Since(start))
+	for _, name := range []string{raydeploy.CheckpointDocker, raydeploy.CheckpointCleanup, raydeploy.CheckpointRay} {
+		if got := statusOf(rep2, name); got != checkpoint.StatusSkippedSatisfied {
+			t.Errorf("second deploy, %s: %s, want skipped-satisfied", name, got)
+		}
 	}
 	if after := tb.containerIDs(t, ctx); !slices.Equal(mapValues(before), mapValues(after)) {
 		t.Errorf("containers changed on a no-op re-run:\nbefore %v\nafter  %v", before, after)
+	}
+
+	// Down removes what the cluster owns, and only that.
+	if _, err := d2.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for node, ids := range tb.containerIDs(t, ctx) {
+		if ids != "" {
+			t.Errorf("%s still runs cluster containers after Down: %s", node, ids)
+		}
+	}
+	if names, _ := n1.Run(ctx, "root", "docker ps --format '{{.Names}}'"); !strings.Contains(names, "unrelated-app") {
+		t.Errorf("Down removed an unrelated container; node1 runs:\n%s", names)
+	}
+}
+
+func TestDeployResumesAfterNodeLoss(t *testing.T) {
+	tb := newTestbed(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	victim := tb.env.Nodes[2]
+
+	// Lose node2 while ray-deployment runs (its image side-load is under way).
+	killed := make(chan error, 1)
+	d := tb.deployer(t, raydeploy.Options{Events: func(e checkpoint.Event) {
+		if p, ok := e.(checkpoint.CheckpointPlanned); ok && p.Checkpoint == raydeploy.CheckpointRay {
+			killed <- victim.Stop(context.Background())
+		}
+	}})
+	rep, err := d.Deploy(ctx, checkpoint.RunOptions{})
+	if err == nil {
+		t.Fatal("deploy succeeded with a node lost mid-way")
+	}
+	if kerr := <-killed; kerr != nil {
+		t.Fatal(kerr)
+	}
+	if got := statusOf(rep, raydeploy.CheckpointRay); got != checkpoint.StatusFailed {
+		logReport(t, rep)
+		t.Fatalf("ray-deployment: %s, want failed", got)
+	}
+	if !strings.Contains(err.Error(), "node2") {
+		t.Errorf("error does not name the lost node: %v", err)
+	}
+	ledger := loadLedger(t, tb)
+	for node, want := range map[string]checkpoint.Status{"node0": checkpoint.StatusSucceeded, "node1": checkpoint.StatusSucceeded, "node2": checkpoint.StatusFailed} {
+		if r := ledger.Node(raydeploy.CheckpointRay, node); r == nil || r.Status != want {
+			t.Errorf("ledger ray-deployment/%s = %+v, want %s", node, r, want)
+		}
+	}
+	failure, err := checkpoint.ReadFailure(tb.cluster.StateDir)
+	if err != nil || failure == nil || failure.Checkpoint != raydeploy.CheckpointRay || !slices.Contains(failure.FailedNodes, "node2") {
+		t.Errorf("failure record = %+v, %v; want ray-deployment naming node2", failure, err)
+	}
+	d.Close()
+
+	// The node comes back; a plain re-run finishes the job without touching
+	// the nodes that were done.
+	if err := victim.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := tb.containerIDs(t, ctx)
+	d2 := tb.deployer(t, raydeploy.Options{})
+	plans, err := d2.Plan(ctx, checkpoint.RunOptions{Only: raydeploy.CheckpointRay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plans[0].Nodes(); !slices.Equal(got, []string{"node2"}) {
+		t.Errorf("re-run plans ray-deployment on %v, want only node2:\n%s", got, plans[0])
+	}
+	rep2, err := d2.Deploy(ctx, checkpoint.RunOptions{})
+	if err != nil {
+		logReport(t, rep2)
+		t.Fatal(err)
+	}
+	after := tb.containerIDs(t, ctx)
+	for _, node := range []string{"node0", "node1"} {
+		if before[node] == "" || before[node] != after[node] {
+			t.Errorf("%s: containers %q -> %q; the finished node was redone", node, before[node], after[node])
+		}
+	}
+	if after["node2"] == "" {
+		t.Error("node2 runs no Ray container after the re-run")
+	}
+}
+
+func TestVersionMismatchRefusedBeforeStart(t *testing.T) {
+	tb := newTestbed(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	// node1 holds another Ray release under the same image name.
+	old, err := testenv.RayImage(ctx, tb.env.Pool(), "2.57.0", t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.env.Nodes[1].LoadImage(ctx, old, tb.image); err != nil {
+		t.Fatal(err)
+	}
+	d := tb.deployer(t, raydeploy.Options{})
+	rep, err := d.Deploy(ctx, checkpoint.RunOptions{})
+	var mismatch *raydeploy.VersionMismatchError
+	if !errors.As(err, &mismatch) {
+		logReport(t, rep)
+		t.Fatalf("deploy error = %v, want a VersionMismatchError", err)
+	}
+	if !regexp.MustCompile(`Ray 2\.57\.0, Python [0-9.]+ on node1`).MatchString(mismatch.Detail) ||
+		!regexp.MustCompile(`Ray 2\.58\.0, Python [0-9.]+ on node0`).MatchString(mismatch.Detail) {
+		t.Errorf("mismatch detail %q does not say which node runs what", mismatch.Detail)
+	}
+	for node, ids := range tb.containerIDs(t, ctx) {
+		if ids != "" {
+			t.Errorf("%s runs cluster containers although the versions differ: %s", node, ids)
+		}
+	}
+}
+
+func loadLedger(t *testing.T, tb *testbed) *checkpoint.Ledger {
+	t.Helper()
+	st, err := checkpoint.OpenStore(tb.cluster.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := st.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func logReport(t *testing.T, rep *checkpoint.Report) {
+	t.Helper()
+	if rep == nil {
+		return
+	}
+	for _, c := range rep.Checkpoints {
+		t.Logf("%s: %s %v", c.Name, c.Status, c.Err)
+		for _, n := range c.Nodes {
+			t.Logf("  %s: %s %v", n.Node, n.Summary, n.Err)
+		}
 	}
 }
 
@@ -181,5 +338,3 @@ func mapValues(m map[string]string) []string {
 	}
 	return out
 }
-
-var _ = errors.New

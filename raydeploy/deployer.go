@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -56,6 +57,9 @@ type Options struct {
 	ImageFile string
 	// ResumeCommand is the command a failure record tells the user to run.
 	ResumeCommand string
+	// Audit, if set, receives the outcome of every approved checkpoint (the
+	// Approver wrapped with approval.Audited records requests and decisions).
+	Audit *approval.AuditLog
 	// Prerequisites are the minimums prerequisites-check enforces.
 	Prerequisites Prerequisites
 	// ReadyTimeout bounds the wait for Ray to report every node ALIVE
@@ -173,6 +177,7 @@ func (d *Deployer) runner(ctx context.Context, list *checkpoint.List) (*checkpoi
 		Nodes:         d.nodeIDs(),
 		Approver:      d.opts.Approver,
 		Events:        d.opts.Events,
+		Audit:         d.opts.Audit,
 		Logger:        d.log,
 		ResumeCommand: d.opts.ResumeCommand,
 	})
@@ -202,14 +207,33 @@ func (d *Deployer) Plan(ctx context.Context, o checkpoint.RunOptions) ([]checkpo
 	return r.DryRun(ctx, o)
 }
 
-// List returns the checkpoints with their ledger status.
+// List returns the checkpoints with their ledger status. It reads the ledger
+// without taking the lock, so it works while a deployment runs, and it
+// creates nothing.
 func (d *Deployer) List(ctx context.Context) ([]checkpoint.Info, error) {
-	r, err := d.runner(ctx, d.list)
-	if err != nil {
-		return nil, err
+	ledger := checkpoint.NewLedger()
+	if _, err := os.Stat(d.cluster.StateDir); err == nil {
+		st, err := checkpoint.OpenStore(d.cluster.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		if ledger, err = st.Load(); err != nil {
+			return nil, err
+		}
 	}
-	defer r.Close()
-	return r.List()
+	var out []checkpoint.Info
+	for _, name := range d.list.Names() {
+		cp, err := d.list.Get(name)
+		if err != nil {
+			return nil, err
+		}
+		info := checkpoint.Info{Name: name, Description: cp.Description(), NeedsApproval: cp.NeedsApproval(), Destructive: cp.Destructive(), Status: checkpoint.StatusPending}
+		if rec := ledger.Record(name); rec != nil {
+			info.Status = rec.Status
+		}
+		out = append(out, info)
+	}
+	return out, nil
 }
 
 // Down removes every container this cluster owns on every node, after an

@@ -111,7 +111,11 @@ func Fanout[T any](ctx context.Context, nodes []Node, opts FanoutOptions, fn fun
 			log.DebugContext(ctx, "node started", "node", n.ID(), "op", opts.Op)
 			v, err := call(ctx, n, fn)
 			if err != nil {
-				errs[i] = &NodeError{Node: n.ID(), Op: opts.Op, Err: err}
+				if ne, ok := err.(*NodeError); ok && ne.Node == n.ID() {
+					errs[i] = ne // already names this node: don't say it twice
+				} else {
+					errs[i] = &NodeError{Node: n.ID(), Op: opts.Op, Err: err}
+				}
 				log.DebugContext(ctx, "node failed", "node", n.ID(), "op", opts.Op, "err", err)
 				return
 			}

@@ -295,13 +295,13 @@ func TestDeployFailurePrintsResume(t *testing.T) {
 	if code != exitFailed {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailed, errOut)
 	}
-	for _, want := range []string{"▶ prerequisites-check\n", "  ✗ head      connect: ", "  ✗ worker-1  connect: ", "✗ prerequisites-check ("} {
+	for _, want := range []string{"▶ prerequisites-check\n", "  ✗ head      ssh 127.0.0.1:1: ", "  ✗ worker-1  ssh 127.0.0.2:1: ", "✗ prerequisites-check ("} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
 	}
 	resume := "deploy-master --deploy --resume --config " + cfg + " --approval file"
-	for _, want := range []string{"failed at checkpoint prerequisites-check", "\n  head: connect: ", "\n  worker-1: connect: ", "\n  " + resume + "\n"} {
+	for _, want := range []string{"failed at checkpoint prerequisites-check", "\n  head: ssh 127.0.0.1:1: ", "\n  worker-1: ssh 127.0.0.2:1: ", "\n  " + resume + "\n"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
