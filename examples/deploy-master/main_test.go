@@ -250,12 +250,21 @@ func TestUnknownCheckpointListsValidOnes(t *testing.T) {
 func TestStateDirOverride(t *testing.T) {
 	cfg, state := writeCluster(t, "127.0.0.1", 22)
 	other := filepath.Join(t.TempDir(), "other")
-	code, _, errOut := cli(t, t.Context(), "--config", cfg, "--state-dir", other, "--list-checkpoints")
+	st, err := checkpoint.OpenStore(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := checkpoint.NewLedger()
+	l.Checkpoints["prerequisites-check"] = &checkpoint.Record{Status: checkpoint.StatusSucceeded, Nodes: map[string]*checkpoint.NodeRecord{}}
+	if err := st.Save(l); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := cli(t, t.Context(), "--config", cfg, "--state-dir", other, "--list-checkpoints")
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
 	}
-	if _, err := os.Stat(other); err != nil {
-		t.Errorf("--state-dir not used: %v", err)
+	if !strings.Contains(out, "succeeded") {
+		t.Errorf("--state-dir not used: the listing does not show its ledger:\n%s", out)
 	}
 	if _, err := os.Stat(state); !os.IsNotExist(err) {
 		t.Errorf("the config's state_dir was used despite --state-dir: %v", err)
