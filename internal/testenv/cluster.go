@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -42,6 +43,8 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Logf receives progress lines (image builds, readiness); may be nil.
 	Logf func(format string, args ...any)
+	// NoDockerd starts nodes with sshd only (cheap nodes for SSH benchmarks).
+	NoDockerd bool
 }
 
 // Cluster is a set of node containers on one private bridge network.
@@ -79,6 +82,7 @@ type Node struct {
 	ContainerID string
 
 	cluster *Cluster
+	dockerd bool
 }
 
 // NewCluster starts an n-node cluster for a test and removes it in t.Cleanup,
@@ -174,7 +178,7 @@ func start(ctx context.Context, pool *dockertest.Pool, opts Options, registered 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.Nodes[i], errs[i] = c.startNode(i, image, subnet)
+			c.Nodes[i], errs[i] = c.startNode(i, image, subnet, opts.NoDockerd)
 		}()
 	}
 	wg.Wait()
@@ -245,7 +249,7 @@ func nodeCaps() []string {
 	}
 }
 
-func (c *Cluster) startNode(i int, image string, subnet *net.IPNet) (*Node, error) {
+func (c *Cluster) startNode(i int, image string, subnet *net.IPNet, noDockerd bool) (*Node, error) {
 	name := fmt.Sprintf("node%d", i)
 	ip := make(net.IP, 4)
 	copy(ip, subnet.IP.To4())
@@ -270,6 +274,7 @@ func (c *Cluster) startNode(i int, image string, subnet *net.IPNet) (*Node, erro
 		HostKey:        hostSigner.PublicKey(),
 		DeployPassword: "pw-" + randomHex(12),
 		cluster:        c,
+		dockerd:        !noDockerd,
 	}
 	labels := c.labels()
 	labels["io.raydeploy.testenv.node"] = name
@@ -284,6 +289,7 @@ func (c *Cluster) startNode(i int, image string, subnet *net.IPNet) (*Node, erro
 				"TESTENV_HOST_KEY=" + string(pem.EncodeToMemory(hostBlock)),
 				"TESTENV_AUTHORIZED_KEY=" + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(c.ClientKey.PublicKey()))),
 				"TESTENV_DEPLOY_PASSWORD=" + n.DeployPassword,
+				"TESTENV_DOCKERD=" + map[bool]string{true: "1", false: "0"}[n.dockerd],
 			},
 		},
 		HostConfig: &docker.HostConfig{
@@ -358,6 +364,10 @@ func (n *Node) waitReady(ctx context.Context) error {
 }
 
 func (n *Node) probe(ctx context.Context) error {
+	if !n.dockerd {
+		_, err := n.Run(ctx, "root", "true")
+		return err
+	}
 	out, err := n.Run(ctx, "root", "curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://docker/_ping")
 	if err != nil {
 		return err
@@ -558,4 +568,35 @@ func (n *Node) Dial(ctx context.Context, user string) (*ssh.Client, error) {
 		return nil, err
 	}
 	return ssh.NewClient(cc, chans, reqs), nil
+}
+
+// LoadImage copies image src from the test machine's Engine into the node's
+// Engine (docker save | ssh docker load) and tags it as dst there (dst may
+// equal src). Tests use it to plant images the SDK did not put there.
+func (n *Node) LoadImage(ctx context.Context, src, dst string) error {
+	client, err := n.Dial(ctx, "root")
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	sess, err := client.NewSession()
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	pr, pw := io.Pipe()
+	sess.Stdin = pr
+	var out strings.Builder
+	sess.Stdout, sess.Stderr = &out, &out
+	go func() {
+		pw.CloseWithError(n.cluster.pool.Client.ExportImage(docker.ExportImageOptions{Name: src, OutputStream: pw, Context: ctx}))
+	}()
+	cmd := "docker load -q"
+	if dst != src {
+		cmd += " && docker tag " + shellQuote(src) + " " + shellQuote(dst)
+	}
+	if err := sess.Run(cmd); err != nil {
+		return fmt.Errorf("testenv: load %s into %s as %s: %w: %s", src, n.Name, dst, err, out.String())
+	}
+	return nil
 }
