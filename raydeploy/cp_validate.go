@@ -64,7 +64,9 @@ type ValidateOptions struct {
 }
 
 // Validate checks the running cluster: Ray containers running on every node,
-// every node ALIVE in Ray with the expected CPUs, the dashboard healthy and,
+// every node ALIVE in Ray with the expected CPUs, the dashboard healthy, the
+// monitoring endpoints healthy (node-exporter and cAdvisor on every node,
+// Prometheus with every target up, Grafana; unless Options.NoMonitoring) and,
 // unless HealthOnly, a job that runs a task on every node. It changes nothing
 // but the job it submits, and writes the report to validation.json in the
 // state directory.
@@ -131,6 +133,16 @@ func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*Validation
 			add("ray-node", n.ID(), nil, fmt.Sprintf("ALIVE, %g CPUs", a.CPUs()))
 		}
 		add("ray-cluster", "", nil, fmt.Sprintf("%d of %d nodes ALIVE, %g CPUs", len(alive), len(nodes), total))
+	}
+
+	// Monitoring endpoints, through each node's SSH connection.
+	if !d.opts.NoMonitoring {
+		for _, c := range d.monitoringChecks(ctx) {
+			if !c.OK {
+				rep.OK = false
+			}
+			rep.Checks = append(rep.Checks, c)
+		}
 	}
 
 	if !o.HealthOnly {
@@ -212,7 +224,7 @@ type finalValidation struct{ d *Deployer }
 
 func (c *finalValidation) Name() string { return CheckpointValidation }
 func (c *finalValidation) Description() string {
-	return "Check containers, Ray nodes and CPUs, and run a job on every node"
+	return "Check containers, Ray nodes and CPUs, monitoring endpoints, and run a job on every node"
 }
 func (c *finalValidation) NeedsApproval() bool { return false }
 func (c *finalValidation) Destructive() bool   { return false }

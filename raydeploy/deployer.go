@@ -11,6 +11,7 @@ import (
 
 	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/monitoring"
 	"github.com/raydeploy/sdk/raydeploy/dashboard"
 )
 
@@ -67,6 +68,15 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// ValidationJobTimeout bounds final-validation's Ray job (default 2 minutes).
 	ValidationJobTimeout time.Duration
+	// Monitoring configures the monitoring stack that monitoring-deployment
+	// runs and Validate checks; nil means monitoring.DefaultStack().
+	Monitoring *monitoring.Stack
+	// NoMonitoring leaves monitoring-deployment out of the checkpoints and
+	// the monitoring endpoints out of validation.
+	NoMonitoring bool
+	// Metrics, if set, receives every event (besides Events): the
+	// deployer's own metrics, on the caller's registry.
+	Metrics *monitoring.Metrics
 }
 
 // Prerequisites are the minimums every node must meet.
@@ -139,13 +149,21 @@ func New(c *Cluster, opts Options) (*Deployer, error) {
 		facts:   map[string]Facts{},
 	}
 	d.conn = newConnector(c, d.log)
-	list, err := checkpoint.NewList(
+	cps := []checkpoint.Checkpoint{
 		&prerequisitesCheck{d: d},
 		&dockerInstallation{d: d},
 		&cleanupExisting{d: d},
 		&rayDeployment{d: d},
-		&finalValidation{d: d},
-	)
+	}
+	if !opts.NoMonitoring {
+		m, err := newMonitoringDeployment(d)
+		if err != nil {
+			return nil, err
+		}
+		cps = append(cps, m)
+	}
+	cps = append(cps, &finalValidation{d: d})
+	list, err := checkpoint.NewList(cps...)
 	if err != nil {
 		return nil, err
 	}
@@ -176,11 +194,26 @@ func (d *Deployer) runner(ctx context.Context, list *checkpoint.List) (*checkpoi
 		StateDir:      d.cluster.StateDir,
 		Nodes:         d.nodeIDs(),
 		Approver:      d.opts.Approver,
-		Events:        d.opts.Events,
+		Events:        d.events(),
 		Audit:         d.opts.Audit,
 		Logger:        d.log,
 		ResumeCommand: d.opts.ResumeCommand,
 	})
+}
+
+// events is the sink of the runner's events: Options.Events and
+// Options.Metrics.
+func (d *Deployer) events() checkpoint.EventSink {
+	user, m := d.opts.Events, d.opts.Metrics
+	if m == nil {
+		return user
+	}
+	return func(e checkpoint.Event) {
+		m.Observe(e)
+		if user != nil {
+			user(e)
+		}
+	}
 }
 
 // Deploy runs the checkpoints o selects (all of them by default). Each
