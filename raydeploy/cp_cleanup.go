@@ -129,7 +129,7 @@ func (d *Deployer) desiredContainerNames(n Node) []string {
 	if n.Role == RoleHead {
 		name = ServiceRayHead
 	}
-	return []string{d.cluster.Name + "-" + name}
+	return append([]string{d.cluster.Name + "-" + name}, d.monitoringContainerNames(n)...)
 }
 
 func shortID(id string) string {

@@ -85,6 +85,25 @@ func (d *Deployer) monitoringTargets() []monitoring.Target {
 	return out
 }
 
+// monitoringContainerNames are the monitoring containers that belong on n
+// (none when monitoring is off).
+func (d *Deployer) monitoringContainerNames(n Node) []string {
+	if d.opts.NoMonitoring {
+		return nil
+	}
+	role := "worker"
+	if n.Role == RoleHead {
+		role = "head"
+	}
+	var out []string
+	for _, svc := range d.stack().Services(d.cluster.Name, d.monitoringTargets()) {
+		if svc.Placement.Matches(n.ID(), role) {
+			out = append(out, svc.ContainerName(d.cluster.Name))
+		}
+	}
+	return out
+}
+
 // monService is one service of the stack on one node.
 type monService struct {
 	svc  service.Spec
@@ -185,6 +204,17 @@ func (d *Deployer) planMonitoringNode(ctx context.Context, n Node) (nodeMonitori
 		if files, err = s.HeadFiles(cluster, targets, password, ray); err != nil {
 			return out, err
 		}
+	}
+	// Parents of provisioning files in subdirectories, parents first.
+	var parents []string
+	for _, f := range files {
+		for p := path.Dir(f.Path); !slices.ContainsFunc(dirs, func(d monitoring.Dir) bool { return d.Path == p }) && !slices.Contains(parents, p) && p != "/"; p = path.Dir(p) {
+			parents = append(parents, p)
+		}
+	}
+	slices.Sort(parents) // a parent sorts before its children
+	for _, p := range parents {
+		dirs = append(dirs, monitoring.Dir{Path: p, Mode: 0o755, UID: 0})
 	}
 	for _, b := range binds {
 		if !slices.ContainsFunc(dirs, func(d monitoring.Dir) bool { return d.Path == b }) {
@@ -440,7 +470,7 @@ func (d *Deployer) runMonitoringNode(ctx context.Context, n Node, st nodeMonitor
 		}
 		healthy = append(healthy, fmt.Sprintf("%d Prometheus targets up", up))
 	}
-	summary := strings.Join(healthy, ", ") + " healthy"
+	summary := "healthy: " + strings.Join(healthy, ", ")
 	if len(done) > 0 {
 		summary += " (" + strings.Join(done, ", ") + ")"
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/testenv"
+	"github.com/raydeploy/sdk/monitoring"
 	"github.com/raydeploy/sdk/raydeploy"
 )
 
@@ -23,6 +24,10 @@ type testbed struct {
 	env     *testenv.Cluster
 	cluster *raydeploy.Cluster
 	image   string
+	// monitoring is the stack with the test images (real Prometheus and
+	// node-exporter, stand-ins for Grafana and cAdvisor, or the
+	// RAYDEPLOY_TEST_*_IMAGE ones).
+	monitoring *monitoring.Stack
 }
 
 func newTestbed(t *testing.T, nodes int) *testbed {
@@ -33,6 +38,18 @@ func newTestbed(t *testing.T, nodes int) *testbed {
 	image, err := testenv.TestRayImage(ctx, env.Pool(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// cAdvisor runs privileged; the nodes lack CAP_SYS_RESOURCE (testenv doc).
+	if err := testenv.AllowPrivileged(ctx, env.Nodes); err != nil {
+		t.Fatal(err)
+	}
+	mon, err := testenv.TestMonitoringImages(ctx, env.Pool(), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stack := &monitoring.Stack{
+		PrometheusImage: mon.Prometheus, NodeExporterImage: mon.NodeExporter,
+		GrafanaImage: mon.Grafana, CAdvisorImage: mon.CAdvisor,
 	}
 	dir := t.TempDir()
 	key := filepath.Join(dir, "id_ed25519")
@@ -62,13 +79,16 @@ func newTestbed(t *testing.T, nodes int) *testbed {
 			c.Workers = append(c.Workers, node)
 		}
 	}
-	return &testbed{env: env, cluster: c, image: image}
+	return &testbed{env: env, cluster: c, image: image, monitoring: stack}
 }
 
 func (tb *testbed) deployer(t *testing.T, opts raydeploy.Options) *raydeploy.Deployer {
 	t.Helper()
 	if opts.Approver == nil {
 		opts.Approver = approval.NewAuto("integration-test", true)
+	}
+	if opts.Monitoring == nil {
+		opts.Monitoring = tb.monitoring
 	}
 	d, err := raydeploy.New(tb.cluster, opts)
 	if err != nil {

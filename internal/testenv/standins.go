@@ -127,3 +127,66 @@ func StandinImage(ctx context.Context, pool *dockertest.Pool, mode string) (stri
 	}
 	return tag, nil
 }
+
+// capsafeRuntime wraps runc on a test node: it drops the capabilities that
+// are not in the node's bounding set from a container's OCI spec. The test
+// machine's Engine cannot grant CAP_SYS_RESOURCE to the node containers, so
+// the nodes' dockerd could otherwise not start a privileged container (it asks
+// runc for every capability); with the wrapper, one gets every capability the
+// node has, like on a real machine where the bounding set is complete.
+const capsafeRuntime = `#!/usr/bin/python3
+# runc wrapper of the raydeploy testenv (see testenv.AllowPrivileged).
+import json, os, shutil, sys
+NAMES = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN",
+    "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE",
+    "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME",
+    "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+    "PERFMON", "BPF", "CHECKPOINT_RESTORE"]
+args = sys.argv[1:]
+bundle = None
+for i, a in enumerate(args):
+    if a in ("--bundle", "-b") and i + 1 < len(args):
+        bundle = args[i + 1]
+    elif a.startswith("--bundle="):
+        bundle = a.split("=", 1)[1]
+if bundle and os.path.exists(os.path.join(bundle, "config.json")):
+    bnd = 0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                bnd = int(line.split()[1], 16)
+    have = {"CAP_" + n for i, n in enumerate(NAMES) if bnd >> i & 1}
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        spec = json.load(f)
+    caps = spec.get("process", {}).get("capabilities") or {}
+    for k, v in caps.items():
+        if isinstance(v, list):
+            caps[k] = [c for c in v if c in have]
+    with open(path, "w") as f:
+        json.dump(spec, f)
+runc = "/usr/bin/runc" if os.path.exists("/usr/bin/runc") else shutil.which("runc")
+os.execv(runc, ["runc"] + args)
+`
+
+// AllowPrivileged makes the nodes' dockerd start privileged containers
+// (e.g. cAdvisor's) although the node containers lack CAP_SYS_RESOURCE:
+// it installs a runc wrapper as the default runtime (capsafeRuntime) and
+// makes dockerd reload its configuration. Containers that are not privileged
+// are unaffected (their capabilities are all in the bounding set).
+func AllowPrivileged(ctx context.Context, nodes []*Node) error {
+	script := "set -e\ncat > /usr/local/sbin/runc-capsafe <<'CAPSAFE'\n" + capsafeRuntime + "CAPSAFE\n" +
+		"chmod 0755 /usr/local/sbin/runc-capsafe\nmkdir -p /etc/docker\n" +
+		`echo '{"runtimes": {"capsafe": {"path": "/usr/local/sbin/runc-capsafe"}}, "default-runtime": "capsafe"}' > /etc/docker/daemon.json` + "\n" +
+		"kill -HUP $(pidof dockerd)\n" +
+		"for i in $(seq 100); do docker info --format '{{.DefaultRuntime}}' | grep -qx capsafe && exit 0; sleep 0.1; done\n" +
+		"echo 'dockerd did not take the capsafe runtime' >&2; exit 1\n"
+	for _, n := range nodes {
+		if _, err := n.Run(ctx, "root", script); err != nil {
+			return fmt.Errorf("testenv: allow privileged containers: %w", err)
+		}
+	}
+	return nil
+}

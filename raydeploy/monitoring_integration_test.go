@@ -1,0 +1,309 @@
+package raydeploy_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/internal/testenv"
+	"github.com/raydeploy/sdk/monitoring"
+	"github.com/raydeploy/sdk/raydeploy"
+)
+
+// TestMonitoringDeployment deploys the monitoring stack with real Prometheus
+// and real node-exporter (Debian's packages, or the RAYDEPLOY_TEST_*_IMAGE
+// images) and stand-ins for Grafana and cAdvisor on two of three nodes, then
+// adds the third node: Prometheus reloads in place and keeps its data.
+func TestMonitoringDeployment(t *testing.T) {
+	tb := newTestbed(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	head := tb.env.Nodes[0]
+	all := tb.cluster.Workers
+	tb.cluster.Workers = all[:1] // node0 (head) and node1 first
+
+	reg := prometheus.NewRegistry()
+	metrics, err := monitoring.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := tb.deployer(t, raydeploy.Options{Metrics: metrics, Logger: logger})
+	start := time.Now()
+	rep, err := d.Deploy(ctx, checkpoint.RunOptions{})
+	if err != nil {
+		logReport(t, rep)
+		t.Fatal(err)
+	}
+	t.Logf("first deploy (2 nodes, all checkpoints) took %s", time.Since(start))
+	for _, c := range rep.Checkpoints {
+		if c.Name == raydeploy.CheckpointMonitoring {
+			for _, n := range c.Nodes {
+				t.Logf("monitoring-deployment on %s: %s", n.Node, n.Summary)
+			}
+		}
+	}
+	for _, name := range []string{raydeploy.CheckpointMonitoring, raydeploy.CheckpointValidation} {
+		if got := statusOf(rep, name); got != checkpoint.StatusSucceeded {
+			logReport(t, rep)
+			t.Fatalf("%s: %s, want succeeded", name, got)
+		}
+	}
+
+	// Real Prometheus reports the real node-exporter of every node up, and
+	// has its series.
+	wantUp(t, ctx, head, map[string]int{"node": 2, "cadvisor": 2, "prometheus": 1, "ray": 2})
+	if v := promQuery(t, ctx, head, `count(node_uname_info{job="node"})`, time.Time{}); v != 2 {
+		t.Errorf("count(node_uname_info) = %g, want 2 (one per node-exporter)", v)
+	}
+	beforeChange := time.Now()
+
+	// Grafana (stand-in) read the provisioned files.
+	var prov map[string]string
+	getJSON(t, ctx, head, "http://127.0.0.1:3000/api/standin/provisioning", &prov)
+	if ds := prov[monitoring.GrafanaDatasourceFile]; !strings.Contains(ds, "uid: "+monitoring.DatasourceUID) {
+		t.Errorf("Grafana's %s = %q, want the datasource uid %s", monitoring.GrafanaDatasourceFile, ds, monitoring.DatasourceUID)
+	}
+	if _, ok := prov[monitoring.GrafanaProviderFile]; !ok {
+		t.Errorf("Grafana's provisioning lacks %s; has %d files", monitoring.GrafanaProviderFile, len(prov))
+	}
+
+	// The admin password: 0600 in the state dir, the same on the head (0400,
+	// Grafana's uid), accepted by Grafana, and nowhere else.
+	pwPath := filepath.Join(tb.cluster.StateDir, monitoring.AdminPasswordFile)
+	pwFile, err := os.ReadFile(pwPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(pwPath); st.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %04o, want 0600", pwPath, st.Mode().Perm())
+	}
+	password := strings.TrimSpace(string(pwFile))
+	sum := sha256.Sum256([]byte(password))
+	secret := "/var/lib/raydeploy/rdtest/grafana/secrets/" + monitoring.AdminPasswordFile
+	out, err := head.Run(ctx, "root", "stat -c '%u %a' "+secret+" && sha256sum < "+secret+
+		" && curl -s -o /dev/null -w '%{http_code}' -u admin:\"$(cat "+secret+")\" http://127.0.0.1:3000/api/user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := strings.Fields(out); len(f) < 5 || f[0] != "472" || f[1] != "400" || f[2] != hex.EncodeToString(sum[:]) || f[4] != "200" {
+		t.Errorf("password file on the head: %q; want owner 472, mode 400, the state dir's password, and Grafana answering 200 to it", out)
+	}
+	env, err := head.Run(ctx, "root", "docker inspect --format '{{json .Config.Env}} {{json .Config.Cmd}}' rdtest-grafana")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(env, password) {
+		t.Error("the Grafana admin password is in the container's environment or command")
+	}
+	if strings.Contains(logs.String(), password) {
+		t.Error("the Grafana admin password is in the deployer's logs")
+	}
+	if b, err := os.ReadFile(filepath.Join(tb.cluster.StateDir, "ledger.json")); err == nil && bytes.Contains(b, []byte(password)) {
+		t.Error("the Grafana admin password is in the ledger")
+	}
+
+	// The deployer's metrics, on the registry the test passed.
+	for _, c := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"runs monitoring-deployment succeeded", testutil.ToFloat64(metrics.CheckpointRuns.WithLabelValues(raydeploy.CheckpointMonitoring, monitoring.OutcomeSucceeded)), 1},
+		{"runs final-validation succeeded", testutil.ToFloat64(metrics.CheckpointRuns.WithLabelValues(raydeploy.CheckpointValidation, monitoring.OutcomeSucceeded)), 1},
+		{"runs docker-installation skipped", testutil.ToFloat64(metrics.CheckpointRuns.WithLabelValues(raydeploy.CheckpointDocker, monitoring.OutcomeSkipped)), 1},
+		{"nodes monitoring-deployment succeeded", testutil.ToFloat64(metrics.NodeOutcomes.WithLabelValues(raydeploy.CheckpointMonitoring, string(checkpoint.StatusSucceeded))), 2},
+		{"checkpoint run series", float64(testutil.CollectAndCount(metrics.CheckpointRuns)), 6},
+		{"duration series", float64(testutil.CollectAndCount(metrics.CheckpointDuration)), 6},
+	} {
+		if c.got != c.want {
+			t.Errorf("metric %s = %g, want %g", c.name, c.got, c.want)
+		}
+	}
+	if n, err := testutil.GatherAndCount(prometheus.DefaultGatherer, "raydeploy_checkpoint_runs_total"); err != nil || n != 0 {
+		t.Errorf("the global registry has %d raydeploy series (%v), want none", n, err)
+	}
+
+	// Validate reports every monitoring endpoint healthy.
+	v, err := d.Validate(ctx, raydeploy.ValidateOptions{HealthOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	monChecks := map[string]int{}
+	for _, c := range v.Checks {
+		switch c.Name {
+		case monitoring.ServiceNodeExporter, monitoring.ServiceCAdvisor, monitoring.ServicePrometheus, "prometheus-targets", monitoring.ServiceGrafana:
+			if c.OK {
+				monChecks[c.Name]++
+			}
+		}
+	}
+	if !v.OK || monChecks[monitoring.ServiceNodeExporter] != 2 || monChecks[monitoring.ServiceCAdvisor] != 2 ||
+		monChecks[monitoring.ServicePrometheus] != 1 || monChecks["prometheus-targets"] != 1 || monChecks[monitoring.ServiceGrafana] != 1 {
+		t.Errorf("monitoring checks passed %v; report:\n%s", monChecks, v.Text())
+	}
+
+	// A second deploy is a no-op for monitoring: same containers.
+	before := tb.containerIDs(t, ctx)
+	d2 := tb.deployer(t, raydeploy.Options{})
+	start = time.Now()
+	rep2, err := d2.Deploy(ctx, checkpoint.RunOptions{})
+	if err != nil {
+		logReport(t, rep2)
+		t.Fatal(err)
+	}
+	t.Logf("no-op re-run of all checkpoints took %s", time.Since(start))
+	if got := statusOf(rep2, raydeploy.CheckpointMonitoring); got != checkpoint.StatusSkippedSatisfied {
+		logReport(t, rep2)
+		t.Errorf("second deploy, %s: %s, want skipped-satisfied", raydeploy.CheckpointMonitoring, got)
+	}
+	if after := tb.containerIDs(t, ctx); after["node0"] != before["node0"] || after["node1"] != before["node1"] {
+		t.Errorf("containers changed on a no-op re-run:\nbefore %v\nafter  %v", before, after)
+	}
+	promID := containerID(t, ctx, head, "rdtest-prometheus")
+	configBefore, _ := head.Run(ctx, "root", "sha256sum < /var/lib/raydeploy/rdtest/prometheus/config/prometheus.yml")
+
+	// node2 joins: prometheus.yml changes, Prometheus reloads in place, the
+	// new node-exporter is up and the old data is still there.
+	tb.cluster.Workers = all
+	d3 := tb.deployer(t, raydeploy.Options{})
+	plans, err := d3.Plan(ctx, checkpoint.RunOptions{Only: raydeploy.CheckpointMonitoring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := plans[0].String(); !strings.Contains(p, "prometheus.yml and reload Prometheus") || !strings.Contains(p, "node2") {
+		t.Errorf("plan after adding node2 does not update prometheus.yml and start node2's services:\n%s", p)
+	}
+	start = time.Now()
+	rep3, err := d3.Deploy(ctx, checkpoint.RunOptions{})
+	if err != nil {
+		logReport(t, rep3)
+		t.Fatal(err)
+	}
+	t.Logf("deploy adding node2 took %s", time.Since(start))
+	if got := statusOf(rep3, raydeploy.CheckpointMonitoring); got != checkpoint.StatusSucceeded {
+		logReport(t, rep3)
+		t.Fatalf("%s after adding node2: %s, want succeeded", raydeploy.CheckpointMonitoring, got)
+	}
+	if configAfter, _ := head.Run(ctx, "root", "sha256sum < /var/lib/raydeploy/rdtest/prometheus/config/prometheus.yml"); configAfter == configBefore {
+		t.Error("prometheus.yml did not change when node2 joined")
+	}
+	if id := containerID(t, ctx, head, "rdtest-prometheus"); id != promID {
+		t.Errorf("Prometheus container %s replaced by %s; want a reload in place", promID[:12], id[:12])
+	}
+	wantUp(t, ctx, head, map[string]int{"node": 3, "cadvisor": 3, "prometheus": 1, "ray": 3})
+	if v := promQuery(t, ctx, head, `count_over_time(up{job="node",node="node1"}[5m])`, beforeChange); v < 1 {
+		t.Errorf("node1's samples from before the change: %g, want at least 1 (Prometheus kept its data)", v)
+	}
+}
+
+// lockedBuffer is a log sink safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func containerID(t *testing.T, ctx context.Context, n *testenv.Node, name string) string {
+	t.Helper()
+	out, err := n.Run(ctx, "root", "docker inspect --format '{{.Id}}' "+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// getJSON fetches url on the node (curl as root) and decodes the answer.
+func getJSON(t *testing.T, ctx context.Context, n *testenv.Node, u string, v any) {
+	t.Helper()
+	out, err := n.Run(ctx, "root", "curl -sf '"+u+"'")
+	if err != nil {
+		t.Fatalf("GET %s on %s: %v", u, n.Name, err)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("GET %s on %s: %v: %.300s", u, n.Name, err, out)
+	}
+}
+
+// wantUp checks Prometheus' active targets: every one up, and as many per
+// job as want says.
+func wantUp(t *testing.T, ctx context.Context, head *testenv.Node, want map[string]int) {
+	t.Helper()
+	var r struct {
+		Data struct {
+			ActiveTargets []struct {
+				Labels    map[string]string `json:"labels"`
+				Health    string            `json:"health"`
+				LastError string            `json:"lastError"`
+			} `json:"activeTargets"`
+		} `json:"data"`
+	}
+	getJSON(t, ctx, head, "http://127.0.0.1:9090/api/v1/targets?state=active", &r)
+	got := map[string]int{}
+	for _, at := range r.Data.ActiveTargets {
+		if at.Health != "up" {
+			t.Errorf("target %s on %s: %s %s", at.Labels["job"], at.Labels["node"], at.Health, at.LastError)
+			continue
+		}
+		got[at.Labels["job"]]++
+	}
+	for job, n := range want {
+		if got[job] != n {
+			t.Errorf("job %s: %d targets up, want %d (all up: %v)", job, got[job], n, got)
+		}
+	}
+}
+
+// promQuery runs an instant query (at the given time, or now) on the head's
+// Prometheus and returns the first sample's value (0 when none).
+func promQuery(t *testing.T, ctx context.Context, head *testenv.Node, q string, at time.Time) float64 {
+	t.Helper()
+	u := "http://127.0.0.1:9090/api/v1/query?query=" + url.QueryEscape(q)
+	if !at.IsZero() {
+		u += "&time=" + strconv.FormatInt(at.Unix(), 10)
+	}
+	var r struct {
+		Status string `json:"status"`
+		Data   struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	getJSON(t, ctx, head, u, &r)
+	if len(r.Data.Result) == 0 {
+		return 0
+	}
+	s, _ := r.Data.Result[0].Value[1].(string)
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("query %s: value %v: %v", q, r.Data.Result[0].Value, err)
+	}
+	return v
+}
