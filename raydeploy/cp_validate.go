@@ -182,7 +182,7 @@ func (d *Deployer) runValidationJob(ctx context.Context, dash *dashboard.Client)
 	if err != nil {
 		return nil, fmt.Errorf("submit validation job: %w", err)
 	}
-	info, err := dash.WaitJob(ctx, sub.SubmissionID, 500*time.Millisecond)
+	info, err := dash.WaitJob(ctx, sub.SubmissionID, 100*time.Millisecond)
 	if err != nil {
 		return nil, fmt.Errorf("validation job %s: %w", sub.SubmissionID, err)
 	}

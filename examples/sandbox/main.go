@@ -1,80 +1,231 @@
-// Command sandbox starts a local test cluster of real sshd + dockerd nodes in
-// Docker and prints how to reach them. It keeps the cluster until interrupted
-// (Ctrl-C), or for -hold, then removes every container and network it made.
+// Command sandbox is the SDK's main job on one machine: it starts a local test
+// cluster of real sshd + dockerd nodes in Docker, deploys a Ray cluster into it
+// with raydeploy (Ray itself is the test stand-in, the only image that cannot
+// be had without a registry), prints the time each checkpoint took and the
+// time of a no-op re-run, and how to reach everything. It keeps the cluster
+// until interrupted (Ctrl-C) or for -hold, then removes every container and
+// network it made.
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/raydeploy/sdk/approval"
+	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/testenv"
+	"github.com/raydeploy/sdk/monitoring"
+	"github.com/raydeploy/sdk/raydeploy"
 )
 
 func main() {
 	nodes := flag.Int("nodes", 3, "number of nodes")
-	dir := flag.String("dir", "", "where to write the client key and known_hosts (default: a new directory under $XDG_RUNTIME_DIR or the temp dir)")
+	dir := flag.String("dir", "", "where to write the client key, known_hosts, cluster.yaml and the state (default: a new temp directory)")
 	hold := flag.Duration("hold", 0, "remove the cluster after this long (0: keep it until interrupted)")
+	deploy := flag.Bool("deploy", true, "deploy Ray into the nodes (false: only start the nodes)")
+	verbose := flag.Bool("v", false, "debug logs")
 	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*nodes, *dir, *hold, log); err != nil {
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *nodes, *dir, *hold, *deploy, os.Stdout, log); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodes int, dir string, hold time.Duration, log *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
+func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy bool, out io.Writer, log *slog.Logger) error {
 	start := time.Now()
-	c, err := testenv.Start(ctx, testenv.Options{Nodes: nodes, Logf: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }})
-	if c != nil {
+	logf := func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }
+	env, err := testenv.Start(ctx, testenv.Options{Nodes: nodes, Logf: logf, DeployPassword: "sandbox-" + randomWord()})
+	if env != nil {
 		defer func() {
-			if err := c.Close(); err != nil {
+			if err := env.Close(); err != nil {
 				log.Error("removing the cluster", "err", err)
 			} else {
-				log.Info("cluster removed", "name", c.Name)
+				log.Info("cluster removed", "name", env.Name)
 			}
 		}()
 	}
 	if err != nil {
 		return err
 	}
-	log.Info("cluster ready", "name", c.Name, "nodes", nodes, "took", time.Since(start).Round(time.Millisecond))
+	log.Info("nodes ready", "name", env.Name, "nodes", nodes, "took", time.Since(start).Round(time.Millisecond))
 
 	if dir == "" {
-		if dir, err = os.MkdirTemp(os.Getenv("XDG_RUNTIME_DIR"), "raydeploy-sandbox-"); err != nil {
+		if dir, err = os.MkdirTemp("", "raydeploy-sandbox-"); err != nil {
 			return err
 		}
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	cfgPath, err := writeFiles(env, dir)
+	if err != nil {
+		return err
+	}
 	key := filepath.Join(dir, "id_ed25519")
 	known := filepath.Join(dir, "known_hosts")
-	if err := os.WriteFile(key, c.ClientKeyPEM, 0o600); err != nil {
-		return err
+	fmt.Fprintf(out, "\ncluster %s: %d nodes (user %q: key login, password sudo)\n", env.Name, nodes, testenv.DeployUser)
+	for _, n := range env.Nodes {
+		fmt.Fprintf(out, "  %-6s ssh -i %s -o UserKnownHostsFile=%s %s@%s\n", n.Name, key, known, testenv.DeployUser, n.Address)
 	}
-	if err := os.WriteFile(known, c.KnownHosts(), 0o600); err != nil {
-		return err
+	fmt.Fprintf(out, "config: %s\n", cfgPath)
+
+	if deploy {
+		if err := deployInto(ctx, env, cfgPath, out, logf); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nRay dashboard: ssh -i %s -o UserKnownHostsFile=%s -N -L 8265:127.0.0.1:8265 %s@%s, then http://127.0.0.1:8265\n",
+			key, known, testenv.DeployUser, env.Nodes[0].Address)
+		fmt.Fprintf(out, "Prometheus:    the same with 9090, Grafana with 3000 (admin password in %s)\n", filepath.Join(filepath.Dir(cfgPath), "state", monitoring.AdminPasswordFile))
+		fmt.Fprintf(out, "deploy again:  go run ./examples/deploy-master --config %s --deploy\n", cfgPath)
+		fmt.Fprintf(out, "validate:      go run ./examples/validate --config %s\n", cfgPath)
 	}
-	fmt.Printf("cluster %s: %d nodes (user %q has password sudo; root takes the key too)\n", c.Name, nodes, testenv.DeployUser)
-	for _, n := range c.Nodes {
-		fmt.Printf("  %-6s ssh -i %s -o UserKnownHostsFile=%s %s@%s\n", n.Name, key, known, testenv.DeployUser, n.Address)
-	}
+
 	if hold > 0 {
-		fmt.Printf("removing it in %s (Ctrl-C removes it now)\n", hold)
+		fmt.Fprintf(out, "\nremoving it in %s (Ctrl-C removes it now)\n", hold)
 		select {
 		case <-ctx.Done():
 		case <-time.After(hold):
 		}
 		return nil
 	}
-	fmt.Println("Ctrl-C removes it.")
+	fmt.Fprintln(out, "\nCtrl-C removes it.")
 	<-ctx.Done()
 	return nil
+}
+
+// writeFiles writes the client key, known_hosts and a cluster.yaml for the
+// nodes; the sudo password goes in by environment variable, never the file.
+func writeFiles(env *testenv.Cluster, dir string) (string, error) {
+	key := filepath.Join(dir, "id_ed25519")
+	known := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(key, env.ClientKeyPEM, 0o600); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(known, env.KnownHosts(), 0o600); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "cluster_name: sandbox\nstate_dir: %s\nssh:\n  user: %s\n  key_file: %s\n  known_hosts: %s\n", filepath.Join(dir, "state"), testenv.DeployUser, key, known)
+	b.WriteString("  sudo_password_env: RAYDEPLOY_SANDBOX_SUDO_PASSWORD\n")
+	for i, n := range env.Nodes {
+		if i == 0 {
+			fmt.Fprintf(&b, "head:\n  name: %s\n  address: %s\nworkers:\n", n.Name, n.Address)
+			continue
+		}
+		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n.Name, n.Address)
+	}
+	path := filepath.Join(dir, "cluster.yaml")
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// deployInto deploys Ray into the sandbox nodes twice, the second time a
+// no-op, and prints how long each checkpoint took.
+func deployInto(ctx context.Context, env *testenv.Cluster, cfgPath string, out io.Writer, logf func(string, ...any)) error {
+	image, err := testenv.TestRayImage(ctx, env.Pool(), logf)
+	if err != nil {
+		return err
+	}
+	// Every node of the sandbox has the same sudo password; it reaches the
+	// SDK through the environment variable cluster.yaml names.
+	os.Setenv("RAYDEPLOY_SANDBOX_SUDO_PASSWORD", env.Nodes[0].DeployPassword)
+	cluster, warnings, err := raydeploy.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		logf("config: %s", w)
+	}
+	cluster.Ray.Image = image
+	cluster.Ray.NoFile = -1 // the test machine caps open files (testenv doc)
+	// cAdvisor runs privileged; the nodes lack CAP_SYS_RESOURCE (testenv doc).
+	if err := testenv.AllowPrivileged(ctx, env.Nodes); err != nil {
+		return err
+	}
+	mon, err := testenv.TestMonitoringImages(ctx, env.Pool(), logf)
+	if err != nil {
+		return err
+	}
+	stack := &monitoring.Stack{
+		PrometheusImage: mon.Prometheus, NodeExporterImage: mon.NodeExporter,
+		GrafanaImage: mon.Grafana, CAdvisorImage: mon.CAdvisor,
+	}
+
+	first, err := timedDeploy(ctx, cluster, stack, out, "first deploy")
+	if err != nil {
+		return err
+	}
+	second, err := timedDeploy(ctx, cluster, stack, out, "no-op re-run")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nno-op re-run: %s, %.1f%% of the first deploy's %s\n",
+		second.Round(time.Millisecond), 100*second.Seconds()/first.Seconds(), first.Round(time.Millisecond))
+	return nil
+}
+
+// timedDeploy runs one Deploy and prints one line per checkpoint with its
+// outcome and duration.
+func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, stack *monitoring.Stack, out io.Writer, title string) (time.Duration, error) {
+	var mu sync.Mutex
+	started := map[string]time.Time{}
+	lines := []string{}
+	sink := func(e checkpoint.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := e.(type) {
+		case checkpoint.CheckpointStarted:
+			started[e.Checkpoint] = e.At
+		case checkpoint.CheckpointFinished:
+			lines = append(lines, fmt.Sprintf("  %-22s succeeded  %8s", e.Checkpoint, e.At.Sub(started[e.Checkpoint]).Round(time.Millisecond)))
+		case checkpoint.CheckpointSkipped:
+			lines = append(lines, fmt.Sprintf("  %-22s satisfied  %8s", e.Checkpoint, e.At.Sub(started[e.Checkpoint]).Round(time.Millisecond)))
+		case checkpoint.CheckpointFailed:
+			lines = append(lines, fmt.Sprintf("  %-22s FAILED     %8s  %v", e.Checkpoint, e.At.Sub(started[e.Checkpoint]).Round(time.Millisecond), e.Err))
+		}
+	}
+	d, err := raydeploy.New(cluster, raydeploy.Options{
+		Approver:   approval.NewAuto("sandbox", true),
+		Events:     sink,
+		Monitoring: stack,
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer d.Close()
+	start := time.Now()
+	_, err = d.Deploy(ctx, checkpoint.RunOptions{})
+	took := time.Since(start)
+	mu.Lock()
+	fmt.Fprintf(out, "\n%s: %s\n%s\n", title, took.Round(time.Millisecond), strings.Join(lines, "\n"))
+	mu.Unlock()
+	if err != nil {
+		return took, errors.Join(fmt.Errorf("%s failed", title), err)
+	}
+	return took, nil
+}
+
+func randomWord() string {
+	b := make([]byte, 9)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -45,6 +45,9 @@ type Options struct {
 	Logf func(format string, args ...any)
 	// NoDockerd starts nodes with sshd only (cheap nodes for SSH benchmarks).
 	NoDockerd bool
+	// DeployPassword is the deploy user's password on every node; empty
+	// means a random one per node.
+	DeployPassword string
 }
 
 // Cluster is a set of node containers on one private bridge network.
@@ -178,7 +181,7 @@ func start(ctx context.Context, pool *dockertest.Pool, opts Options, registered 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.Nodes[i], errs[i] = c.startNode(i, image, subnet, opts.NoDockerd)
+			c.Nodes[i], errs[i] = c.startNode(i, image, subnet, opts)
 		}()
 	}
 	wg.Wait()
@@ -249,7 +252,7 @@ func nodeCaps() []string {
 	}
 }
 
-func (c *Cluster) startNode(i int, image string, subnet *net.IPNet, noDockerd bool) (*Node, error) {
+func (c *Cluster) startNode(i int, image string, subnet *net.IPNet, opts Options) (*Node, error) {
 	name := fmt.Sprintf("node%d", i)
 	ip := make(net.IP, 4)
 	copy(ip, subnet.IP.To4())
@@ -272,9 +275,12 @@ func (c *Cluster) startNode(i int, image string, subnet *net.IPNet, noDockerd bo
 		Address:        ip.String(),
 		Port:           22,
 		HostKey:        hostSigner.PublicKey(),
-		DeployPassword: "pw-" + randomHex(12),
+		DeployPassword: opts.DeployPassword,
 		cluster:        c,
-		dockerd:        !noDockerd,
+		dockerd:        !opts.NoDockerd,
+	}
+	if n.DeployPassword == "" {
+		n.DeployPassword = "pw-" + randomHex(12)
 	}
 	labels := c.labels()
 	labels["io.raydeploy.testenv.node"] = name
