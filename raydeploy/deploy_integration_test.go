@@ -285,9 +285,16 @@ func TestDeployResumesAfterNodeLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := tb.containerIDs(t, ctx)
+	// The Ray containers that were running stay; the re-run may add what the
+	// failed run never reached (monitoring), but replaces nothing.
 	for _, node := range []string{"node0", "node1"} {
-		if before[node] == "" || before[node] != after[node] {
-			t.Errorf("%s: containers %q -> %q; the finished node was redone", node, before[node], after[node])
+		if before[node] == "" {
+			t.Errorf("%s ran no container after the failed deploy", node)
+		}
+		for _, id := range strings.Fields(before[node]) {
+			if !strings.Contains(after[node], id) {
+				t.Errorf("%s: container %s was replaced; the finished node was redone (before %q, after %q)", node, id, before[node], after[node])
+			}
 		}
 	}
 	if after["node2"] == "" {

@@ -185,6 +185,7 @@ func TestListCheckpointsConnectsNowhere(t *testing.T) {
 		{"docker-installation", "yes", "no", "failed"},
 		{"cleanup-existing", "yes", "yes", "pending"},
 		{"ray-deployment", "no", "no", "pending"},
+		{"monitoring-deployment", "no", "no", "pending"},
 		{"final-validation", "no", "no", "pending"},
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -236,7 +237,7 @@ func TestUnknownCheckpointListsValidOnes(t *testing.T) {
 		if !strings.Contains(errOut, `unknown checkpoint "ray-deploy"`) {
 			t.Errorf("%s: stderr:\n%s", flag, errOut)
 		}
-		for _, name := range []string{"prerequisites-check", "docker-installation", "cleanup-existing", "ray-deployment", "final-validation"} {
+		for _, name := range []string{"prerequisites-check", "docker-installation", "cleanup-existing", "ray-deployment", "monitoring-deployment", "final-validation"} {
 			if !strings.Contains(errOut, "\n  "+name+"\n") {
 				t.Errorf("%s: stderr lacks the valid name %s:\n%s", flag, name, errOut)
 			}

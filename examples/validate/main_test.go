@@ -59,7 +59,7 @@ func TestFlagErrors(t *testing.T) {
 		{"missing config", []string{"--format", "text"}, "missing --config"},
 		{"bad format", []string{"--config", cfg, "--format", "yaml"}, `--format "yaml"`},
 		{"two modes", []string{"--config", cfg, "--health-only", "--checkpoint", "ray-deployment"}, "at most one of"},
-		{"unknown checkpoint", []string{"--config", cfg, "--checkpoint", "ray"}, "valid checkpoints:\n  prerequisites-check\n  docker-installation\n  cleanup-existing\n  ray-deployment\n  final-validation\n"},
+		{"unknown checkpoint", []string{"--config", cfg, "--checkpoint", "ray"}, "valid checkpoints:\n  prerequisites-check\n  docker-installation\n  cleanup-existing\n  ray-deployment\n  monitoring-deployment\n  final-validation\n"},
 		{"unknown approval-check", []string{"--config", cfg, "--approval-check", "ray"}, `unknown checkpoint "ray"`},
 	}
 	for _, tt := range tests {
