@@ -28,6 +28,10 @@ type connector struct {
 	mu      sync.Mutex
 	engines map[string]*dockerx.Engine
 	stdio   map[string]bool // nodes whose sshd refuses socket forwarding
+
+	// onSSHError and onDockerError count transport failures (metrics); nil
+	// when nobody counts.
+	onSSHError, onDockerError func(kind string)
 }
 
 func newConnector(c *Cluster, log *slog.Logger) *connector {
@@ -74,9 +78,23 @@ func sshAuth(a Auth) sshx.Auth {
 func (c *connector) ssh(ctx context.Context, n Node) (*sshx.Conn, error) {
 	conn, err := c.pool.Get(ctx, c.sshConfig(n))
 	if err != nil {
+		if c.onSSHError != nil && ctx.Err() == nil {
+			c.onSSHError(sshErrorKind(err))
+		}
 		return nil, &NodeError{Node: n.ID(), Op: "connect", Err: err}
 	}
 	return conn, nil
+}
+
+// sshErrorKind classifies an SSH connection error for the metrics.
+func sshErrorKind(err error) string {
+	switch {
+	case errors.Is(err, sshx.ErrAuthFailed):
+		return "auth"
+	case errors.Is(err, sshx.ErrHostKeyMismatch), errors.Is(err, sshx.ErrHostKeyUnknown):
+		return "hostkey"
+	}
+	return "dial"
 }
 
 // docker returns a client of the node's Docker Engine that rides on the
@@ -107,6 +125,16 @@ func (c *connector) docker(ctx context.Context, n Node) (*dockerx.Engine, error)
 			c.mu.Unlock()
 		}
 		return conn.CommandConn(ctx, "docker system dial-stdio")
+	}
+	if count := c.onDockerError; count != nil {
+		inner := dial
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := inner(ctx, network, addr)
+			if err != nil && ctx.Err() == nil {
+				count("dial")
+			}
+			return conn, err
+		}
 	}
 	e, err := dockerx.New(dockerx.Options{Node: n.ID(), Dial: dial, Logger: c.log})
 	if err != nil {

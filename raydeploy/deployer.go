@@ -149,6 +149,9 @@ func New(c *Cluster, opts Options) (*Deployer, error) {
 		facts:   map[string]Facts{},
 	}
 	d.conn = newConnector(c, d.log)
+	if m := opts.Metrics; m != nil {
+		d.conn.onSSHError, d.conn.onDockerError = m.SSHError, m.DockerError
+	}
 	cps := []checkpoint.Checkpoint{
 		&prerequisitesCheck{d: d},
 		&dockerInstallation{d: d},
