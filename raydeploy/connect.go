@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/raydeploy/sdk/internal/dockerx"
 	"github.com/raydeploy/sdk/internal/sshx"
 )
@@ -119,10 +121,15 @@ func (c *connector) docker(ctx context.Context, n Node) (*dockerx.Engine, error)
 			if err == nil || !forwardingRefused(err) {
 				return sock, err
 			}
+			stdio, serr := conn.CommandConn(ctx, "docker system dial-stdio")
+			if serr != nil {
+				return nil, errors.Join(err, serr)
+			}
 			c.log.Info("sshd refuses socket forwarding; using docker system dial-stdio", "node", n.ID())
 			c.mu.Lock()
 			c.stdio[n.ID()] = true
 			c.mu.Unlock()
+			return stdio, nil
 		}
 		return conn.CommandConn(ctx, "docker system dial-stdio")
 	}
@@ -144,11 +151,13 @@ func (c *connector) docker(ctx context.Context, n Node) (*dockerx.Engine, error)
 	return e, nil
 }
 
-// forwardingRefused recognises sshd's refusal of a streamlocal channel
-// (AllowStreamLocalForwarding no), as opposed to a missing socket.
+// forwardingRefused recognises sshd's refusal to open a streamlocal channel.
+// OpenSSH answers "connect failed" both when AllowStreamLocalForwarding is off
+// and when the socket cannot be opened, so any refusal is worth the
+// dial-stdio fallback; if the Engine is really absent, that fails too.
 func forwardingRefused(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "administratively prohibited") || strings.Contains(s, "unknown channel type")
+	var oce *ssh.OpenChannelError
+	return errors.As(err, &oce) || strings.Contains(err.Error(), "ssh: rejected")
 }
 
 // reconnect drops the node's connection so that the next use dials a new
