@@ -164,26 +164,16 @@ func (d *Deployer) planMonitoringNode(ctx context.Context, n Node) (nodeMonitori
 				binds = append(binds, m.Source)
 			}
 		}
-		imageID, err := e.ImageID(ctx, spec.Image)
-		switch {
-		case errors.Is(err, dockerx.ErrNotFound):
-			if !slices.Contains(out.images, spec.Image) {
-				out.images = append(out.images, spec.Image)
-				item(actionImage, d.imageVerb()+" "+spec.Image)
-			}
-		case err != nil:
+		imageMissing, cItem, err := containerPlan(ctx, e, n, svc.Name, spec)
+		if err != nil {
 			return out, err
 		}
-		st, err := e.Inspect(ctx, spec.Name)
-		switch {
-		case errors.Is(err, dockerx.ErrNotFound):
-			item(actionCreate, fmt.Sprintf("start container %s (%s)", spec.Name, svc.Name))
-		case err != nil:
-			return out, err
-		case st.Labels[dockerx.LabelSpec] != spec.Digest() || (imageID != "" && st.ImageID != imageID):
-			item(actionReplace, fmt.Sprintf("replace container %s: its spec or image changed", spec.Name))
-		case !st.Running:
-			item(actionStart, fmt.Sprintf("start stopped container %s (%s)", spec.Name, st.Status))
+		if imageMissing && !slices.Contains(out.images, spec.Image) {
+			out.images = append(out.images, spec.Image)
+			item(actionImage, d.imageVerb()+" "+spec.Image)
+		}
+		if cItem.Action != "" {
+			out.items = append(out.items, cItem)
 		}
 	}
 

@@ -82,30 +82,19 @@ func (d *Deployer) planRayNode(ctx context.Context, n Node) (nodeRay, error) {
 	}
 	spec := svc.Container(d.cluster.Name)
 	out := nodeRay{spec: spec}
-	item := func(action, detail string) {
-		out.items = append(out.items, checkpoint.PlanItem{Node: n.ID(), Action: action, Detail: detail})
-	}
 	e, err := d.conn.docker(ctx, n)
 	if err != nil {
 		return out, err
 	}
-	imageID, err := e.ImageID(ctx, spec.Image)
-	switch {
-	case errors.Is(err, dockerx.ErrNotFound):
-		item(actionImage, d.imageVerb()+" "+spec.Image)
-	case err != nil:
+	imageMissing, item, err := containerPlan(ctx, e, n, svc.Name, spec)
+	if err != nil {
 		return out, err
 	}
-	st, err := e.Inspect(ctx, spec.Name)
-	switch {
-	case errors.Is(err, dockerx.ErrNotFound):
-		item(actionCreate, fmt.Sprintf("start container %s (%s)", spec.Name, svc.Name))
-	case err != nil:
-		return out, err
-	case st.Labels[dockerx.LabelSpec] != spec.Digest() || (imageID != "" && st.ImageID != imageID):
-		item(actionReplace, fmt.Sprintf("replace container %s: its spec or image changed", spec.Name))
-	case !st.Running:
-		item(actionStart, fmt.Sprintf("start stopped container %s (%s)", spec.Name, st.Status))
+	if imageMissing {
+		out.items = append(out.items, checkpoint.PlanItem{Node: n.ID(), Action: actionImage, Detail: d.imageVerb() + " " + spec.Image})
+	}
+	if item.Action != "" {
+		out.items = append(out.items, item)
 	}
 	return out, nil
 }

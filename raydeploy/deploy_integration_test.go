@@ -39,10 +39,6 @@ func newTestbed(t *testing.T, nodes int) *testbed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// cAdvisor runs privileged; the nodes lack CAP_SYS_RESOURCE (testenv doc).
-	if err := testenv.AllowPrivileged(ctx, env.Nodes); err != nil {
-		t.Fatal(err)
-	}
 	mon, err := testenv.TestMonitoringImages(ctx, env.Pool(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
@@ -68,8 +64,7 @@ func newTestbed(t *testing.T, nodes int) *testbed {
 			Auth:           raydeploy.Auth{KeyFile: key, SudoPassword: raydeploy.NewSecret(env.Nodes[0].DeployPassword)},
 		},
 		StateDir: filepath.Join(dir, "state"),
-		// The test machine caps open files at its own hard limit (testenv doc).
-		Ray: raydeploy.RayConfig{Image: image, NoFile: -1},
+		Ray:      raydeploy.RayConfig{Image: image},
 	}
 	for i, n := range env.Nodes {
 		node := raydeploy.Node{Name: n.Name, Address: n.Address, Auth: raydeploy.Auth{SudoPassword: raydeploy.NewSecret(n.DeployPassword)}}
@@ -364,4 +359,82 @@ func mapValues(m map[string]string) []string {
 		out = append(out, m[k])
 	}
 	return out
+}
+
+// docker-installation starts a stopped Engine and gives the login user the
+// docker group, after an approval of exactly that plan.
+func TestDockerInstallationStartsEngineAndGrantsAccess(t *testing.T) {
+	env := testenv.NewClusterWith(t, testenv.Options{Nodes: 1, NoDockerd: true, Logf: t.Logf})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	n := env.Nodes[0]
+	if _, err := n.Run(ctx, "root", "gpasswd -d deploy docker"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	key, known := filepath.Join(dir, "id"), filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(key, env.ClientKeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(known, env.KnownHosts(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &raydeploy.Cluster{
+		Name:     "dockerinst",
+		SSH:      raydeploy.SSHConfig{User: testenv.DeployUser, KnownHostsFile: known, Auth: raydeploy.Auth{KeyFile: key, SudoPassword: raydeploy.NewSecret(n.DeployPassword)}},
+		Head:     raydeploy.Node{Name: n.Name, Address: n.Address},
+		StateDir: filepath.Join(dir, "state"),
+	}
+	queue := approval.NewQueue(time.Minute)
+	d, err := raydeploy.New(c, raydeploy.Options{Approver: queue, NoMonitoring: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+
+	plans, err := d.Plan(ctx, checkpoint.RunOptions{Only: raydeploy.CheckpointDocker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, it := range plans[0].Items {
+		actions = append(actions, it.Action)
+	}
+	if !slices.Contains(actions, "start") || !slices.Contains(actions, "grant") || slices.Contains(actions, "install") {
+		t.Fatalf("plan actions %v, want start and grant (docker.io is installed):\n%s", actions, plans[0])
+	}
+
+	// A person approves through the queue, as the REST API would.
+	go func() {
+		for ctx.Err() == nil {
+			for _, r := range queue.Pending() {
+				_ = queue.Decide(r.ID, approval.Decision{Approved: true, By: "operator", Reason: "test", PlanDigest: r.PlanDigest, DecidedAt: time.Now()})
+				return
+			}
+			time.Sleep(20 * time.Millisecond) // a person's reaction; Pending has no wait
+		}
+	}()
+	rep, err := d.Deploy(ctx, checkpoint.RunOptions{Only: raydeploy.CheckpointDocker})
+	if err != nil {
+		logReport(t, rep)
+		t.Fatal(err)
+	}
+	if got := statusOf(rep, raydeploy.CheckpointDocker); got != checkpoint.StatusSucceeded {
+		t.Fatalf("docker-installation: %s", got)
+	}
+	if out, err := n.Run(ctx, testenv.DeployUser, "docker info --format '{{.ServerVersion}}'"); err != nil || strings.TrimSpace(out) == "" {
+		t.Errorf("deploy user cannot use the Engine after docker-installation: %q, %v", out, err)
+	}
+	l := loadLedger(t, &testbed{cluster: c})
+	if r := l.Node(raydeploy.CheckpointDocker, n.Name); r == nil || r.Approval == nil || r.Approval.By != "operator" || r.Approval.Channel != "queue" {
+		t.Errorf("ledger = %+v, want the operator's queue approval recorded", r)
+	}
+	// Now satisfied.
+	plans, err = d.Plan(ctx, checkpoint.RunOptions{Only: raydeploy.CheckpointDocker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !plans[0].Empty() {
+		t.Errorf("plan after the run is not empty:\n%s", plans[0])
+	}
 }

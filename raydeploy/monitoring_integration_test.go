@@ -286,7 +286,9 @@ func promQuery(t *testing.T, ctx context.Context, head *testenv.Node, q string, 
 	t.Helper()
 	u := "http://127.0.0.1:9090/api/v1/query?query=" + url.QueryEscape(q)
 	if !at.IsZero() {
-		u += "&time=" + strconv.FormatInt(at.Unix(), 10)
+		// Millisecond precision: whole seconds could fall before the
+		// first sample when it arrived within the same second.
+		u += "&time=" + strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)
 	}
 	var r struct {
 		Status string `json:"status"`

@@ -156,11 +156,6 @@ func deployInto(ctx context.Context, env *testenv.Cluster, cfgPath string, out i
 		logf("config: %s", w)
 	}
 	cluster.Ray.Image = image
-	cluster.Ray.NoFile = -1 // the test machine caps open files (testenv doc)
-	// cAdvisor runs privileged; the nodes lack CAP_SYS_RESOURCE (testenv doc).
-	if err := testenv.AllowPrivileged(ctx, env.Nodes); err != nil {
-		return err
-	}
 	mon, err := testenv.TestMonitoringImages(ctx, env.Pool(), logf)
 	if err != nil {
 		return err

@@ -22,15 +22,21 @@
 //
 // What differs from real machines, and why: the Engine on the test machines
 // refuses --privileged (it may not grant CAP_SYS_RESOURCE), so a node runs with
-// every other capability, seccomp and AppArmor unconfined and writable system
-// paths, and its init script re-mounts the cgroup hierarchies read-write so
-// the inner dockerd can create containers. The inner dockerd uses the vfs
-// storage driver (overlay on overlay is not available), which copies image
-// layers instead of sharing them: image loads and container creation are
-// slower than on a real node. Node containers share the test machine's kernel,
-// so /proc/meminfo and nproc report the machine, not a per-node quota. There is
-// no systemd: dockerd and sshd are started by the init script, so
-// "systemctl enable docker" has nothing to act on.
+// every other capability, seccomp and AppArmor unconfined, and its init script
+// re-mounts the cgroup hierarchies read-write so the inner dockerd can create
+// containers. The inner dockerd uses the vfs storage driver (overlay on
+// overlay is not available), which copies image layers instead of sharing
+// them: image loads and container creation are slower than on a real node.
+// Its default runtime is a small runc wrapper (runc-capsafe.py) that drops
+// from a container's spec the capabilities the node itself lacks and lowers
+// rlimits to the node's hard limits (open files: 20000 here, where Ray asks for
+// 65536), so privileged containers (cAdvisor) and Ray's ulimit start as they
+// would on a real machine, with the node's limits. Debian's docker init script
+// is patched to tolerate the same ulimit refusal. Node containers share the
+// test machine's kernel, so /proc/meminfo and nproc report the machine, not a
+// per-node quota. There is no systemd: dockerd and sshd are started by the
+// init script (or "service docker start"), so "systemctl enable docker" has
+// nothing to act on.
 //
 // # Clean-up
 //

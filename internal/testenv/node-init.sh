@@ -28,6 +28,6 @@ umask 022
 
 if command -v dockerd >/dev/null 2>&1 && [ "${TESTENV_DOCKERD:-1}" = 1 ]; then
 	rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
-	dockerd --storage-driver=vfs --host=unix:///var/run/docker.sock >/var/log/dockerd.log 2>&1 &
+	dockerd --host=unix:///var/run/docker.sock >/var/log/dockerd.log 2>&1 &
 fi
 exec /usr/sbin/sshd -D -e
