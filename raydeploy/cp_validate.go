@@ -82,6 +82,22 @@ func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*Validation
 		rep.Checks = append(rep.Checks, c)
 	}
 	nodes := d.cluster.Nodes()
+	dash, err := d.dashboardClient()
+	if err != nil {
+		return nil, err
+	}
+	// The job runs while the other checks do.
+	type jobResult struct {
+		where map[string]string
+		err   error
+	}
+	job := make(chan jobResult, 1)
+	if !o.HealthOnly {
+		go func() {
+			where, err := d.runValidationJob(ctx, dash)
+			job <- jobResult{where, err}
+		}()
+	}
 
 	// Containers.
 	type ctr struct {
@@ -112,10 +128,6 @@ func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*Validation
 	}
 
 	// Dashboard and nodes.
-	dash, err := d.dashboardClient()
-	if err != nil {
-		return nil, err
-	}
 	v, err := dash.Version(ctx)
 	add("dashboard", nodes[0].ID(), errors.Join(err, dash.GCSHealthy(ctx)), "Ray "+v.RayVersion+", GCS healthy")
 	alive, err := d.aliveNodes(ctx, dash, nodes)
@@ -146,12 +158,12 @@ func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*Validation
 	}
 
 	if !o.HealthOnly {
-		where, err := d.runValidationJob(ctx, dash)
-		if err != nil {
-			add("ray-job", "", err, "")
+		res := <-job
+		if res.err != nil {
+			add("ray-job", "", res.err, "")
 		} else {
 			for _, n := range nodes {
-				if host, ok := where[n.Address]; ok {
+				if host, ok := res.where[n.Address]; ok {
 					add("ray-task", n.ID(), nil, "task ran on "+host)
 				} else {
 					add("ray-task", n.ID(), errors.New("no task of the validation job ran here"), "")
