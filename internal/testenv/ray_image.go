@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -46,7 +45,7 @@ func RayRecipe(ctx context.Context, version string) (ImageRecipe, error) {
 	}
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Join(filepath.Dir(file), "raystandin")
-	bin, err := buildStandin(ctx, dir)
+	bin, err := buildGoProgram(ctx, "raystandin")
 	if err != nil {
 		return ImageRecipe{}, err
 	}
@@ -129,21 +128,6 @@ func validStandinVersion(v string) bool {
 }
 
 // buildStandin builds the stand-in as a static binary and returns its bytes.
-func buildStandin(ctx context.Context, dir string) ([]byte, error) {
-	tmp, err := os.MkdirTemp("", "raystandin-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "ray")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("testenv: build ray stand-in: %w: %s", err, out)
-	}
-	return os.ReadFile(bin)
-}
 
 // standinPythonFiles returns the shim's files placed under rayPythonDir, in
 // lexical order (so the recipe's tag is stable), without compiled caches.

@@ -9,9 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 
 	"github.com/ory/dockertest/v3"
 	"github.com/ory/dockertest/v3/docker"
@@ -75,21 +72,7 @@ func StandinImage(ctx context.Context, pool *dockertest.Pool, mode string) (stri
 	if mode != StandinGrafana && mode != StandinCAdvisor {
 		return "", fmt.Errorf("testenv: stand-in mode %q: want %s or %s", mode, StandinGrafana, StandinCAdvisor)
 	}
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "monstandin")
-	tmp, err := os.MkdirTemp("", "monstandin-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "monstandin")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("testenv: build monstandin: %w: %s", err, out)
-	}
-	data, err := os.ReadFile(bin)
+	data, err := buildGoProgram(ctx, "monstandin")
 	if err != nil {
 		return "", err
 	}

@@ -21,21 +21,7 @@ import (
 // on the test machine's Engine and returns its tag. Containers of it need an
 // explicit command: ["/tinyd", "-listen", ":8080"].
 func TinyImage(ctx context.Context, pool *dockertest.Pool) (string, error) {
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "tinyd")
-	tmp, err := os.MkdirTemp("", "tinyd-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "tinyd")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("testenv: build tinyd: %w: %s", err, out)
-	}
-	data, err := os.ReadFile(bin)
+	data, err := buildGoProgram(ctx, "tinyd")
 	if err != nil {
 		return "", err
 	}
@@ -62,4 +48,24 @@ func TinyImage(ctx context.Context, pool *dockertest.Pool) (string, error) {
 		return "", fmt.Errorf("testenv: import tinyd image: %w", err)
 	}
 	return tag, nil
+}
+
+// buildGoProgram builds the static Go program in this package's directory
+// dir (CGO off, trimmed paths, no symbols: reproducible bytes) and returns the
+// binary.
+func buildGoProgram(ctx context.Context, dir string) ([]byte, error) {
+	_, file, _, _ := runtime.Caller(0)
+	tmp, err := os.MkdirTemp("", dir+"-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, dir)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	cmd.Dir = filepath.Join(filepath.Dir(file), dir)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("testenv: build %s: %w: %s", dir, err, out)
+	}
+	return os.ReadFile(bin)
 }
