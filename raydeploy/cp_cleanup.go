@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/dockerx"
@@ -143,7 +144,7 @@ func (c *cleanupExisting) Run(ctx context.Context, p checkpoint.Plan) ([]checkpo
 	d := c.d
 	nodes := d.nodesIn(p)
 	counts := map[string]int{}
-	done := make(chan struct{}, 1)
+	var mu sync.Mutex
 	err := d.fanout(ctx, nodes, c.Name(), func(ctx context.Context, n Node) error {
 		e, err := d.conn.docker(ctx, n)
 		if err != nil {
@@ -173,9 +174,9 @@ func (c *cleanupExisting) Run(ctx context.Context, p checkpoint.Plan) ([]checkpo
 			}
 			removed++
 		}
-		done <- struct{}{}
+		mu.Lock()
 		counts[n.ID()] = removed
-		<-done
+		mu.Unlock()
 		return nil
 	})
 	return results(nodes, err, func(n Node) string { return fmt.Sprintf("removed %d item(s)", counts[n.ID()]) }), nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/sshx"
@@ -36,16 +37,16 @@ func (c *prerequisitesCheck) Run(ctx context.Context, p checkpoint.Plan) ([]chec
 	d := c.d
 	nodes := d.nodesIn(p)
 	summaries := map[string]string{}
-	var mu = make(chan struct{}, 1)
+	var mu sync.Mutex
 	err := d.fanout(ctx, nodes, c.Name(), func(ctx context.Context, n Node) error {
 		f, err := d.refreshFacts(ctx, n)
 		if err != nil {
 			return err
 		}
 		problems := d.checkNode(ctx, n, f)
-		mu <- struct{}{}
+		mu.Lock()
 		summaries[n.ID()] = fmt.Sprintf("%s, %d CPUs, %s memory, %s free on /, %s", f.OS, f.CPUs, f.MemTotal, f.DiskFree, dockerState(f))
-		<-mu
+		mu.Unlock()
 		if len(problems) > 0 {
 			return &NodeError{Node: n.ID(), Op: c.Name(), Err: errors.New(strings.Join(problems, "; "))}
 		}
