@@ -178,8 +178,39 @@ func (c *connector) reconnect(ctx context.Context, n Node) {
 // SSH connection: "localhost" in URLs is the node itself, so nothing but SSH
 // needs to be reachable from the controller.
 func (c *connector) httpClient(n Node, timeout time.Duration) *http.Client {
+	return c.sshHTTPClient(timeout, func(string) (Node, error) { return n, nil })
+}
+
+// routedHTTPClient returns an HTTP client that reaches each node's address
+// through that node's own SSH connection, so URLs may use the nodes'
+// addresses.
+func (c *connector) routedHTTPClient(timeout time.Duration) *http.Client {
+	byAddr := map[string]Node{}
+	for _, n := range c.cluster.Nodes() {
+		byAddr[n.Address] = n
+	}
+	return c.sshHTTPClient(timeout, func(host string) (Node, error) {
+		n, ok := byAddr[host]
+		if !ok {
+			return Node{}, fmt.Errorf("no node has the address %s", host)
+		}
+		return n, nil
+	})
+}
+
+// sshHTTPClient dials every HTTP connection through the SSH connection of the
+// node that route picks for the URL's host.
+func (c *connector) sshHTTPClient(timeout time.Duration, route func(host string) (Node, error)) *http.Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			n, err := route(host)
+			if err != nil {
+				return nil, err
+			}
 			conn, err := c.ssh(ctx, n)
 			if err != nil {
 				return nil, err

@@ -613,40 +613,10 @@ func (d *Deployer) waitTargetsUp(parent context.Context, client *http.Client, ba
 	}
 }
 
-// tunnelClient is an HTTP client that reaches each node's address through
-// that node's own SSH connection, so URLs may use the nodes' addresses and
-// nothing but SSH needs to be reachable from the controller.
-func (d *Deployer) tunnelClient(timeout time.Duration) *http.Client {
-	byAddr := map[string]Node{}
-	for _, n := range d.cluster.Nodes() {
-		byAddr[n.Address] = n
-	}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			n, ok := byAddr[host]
-			if !ok {
-				return nil, fmt.Errorf("no node has the address %s", host)
-			}
-			conn, err := d.conn.ssh(ctx, n)
-			if err != nil {
-				return nil, err
-			}
-			return conn.DialContext(ctx, network, addr)
-		},
-		MaxIdleConnsPerHost: 2,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	return &http.Client{Transport: tr, Timeout: timeout}
-}
-
 // monitoringChecks returns the health of every monitoring endpoint as
 // validation checks.
 func (d *Deployer) monitoringChecks(ctx context.Context) []Check {
-	rep := d.stack().Check(ctx, d.tunnelClient(15*time.Second), d.monitoringTargets())
+	rep := d.stack().Check(ctx, d.conn.routedHTTPClient(15*time.Second), d.monitoringTargets())
 	var out []Check
 	for _, e := range rep.Endpoints {
 		detail := e.Detail
