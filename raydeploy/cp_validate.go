@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/raydeploy/sdk/checkpoint"
-	"github.com/raydeploy/sdk/raydeploy/dashboard"
+	"github.com/raydeploy/sdk/internal/fanout"
+	"github.com/raydeploy/sdk/internal/raydash"
 )
 
 //go:embed validate_job.py
@@ -104,7 +105,7 @@ func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*Validation
 		detail string
 		err    error
 	}
-	states, _ := Fanout(ctx, nodes, FanoutOptions{Concurrency: d.opts.Concurrency, Op: "validate"}, func(ctx context.Context, n Node) (ctr, error) {
+	states, _ := fanout.Map(ctx, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: "validate"}, func(ctx context.Context, n Node) (ctr, error) {
 		e, err := d.conn.docker(ctx, n)
 		if err != nil {
 			return ctr{err: err}, nil
@@ -182,12 +183,12 @@ func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*Validation
 
 // runValidationJob submits the validation job and returns, by node IP, the
 // host name each task reported.
-func (d *Deployer) runValidationJob(ctx context.Context, dash *dashboard.Client) (map[string]string, error) {
+func (d *Deployer) runValidationJob(ctx context.Context, dash *raydash.Client) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.opts.ValidationJobTimeout)
 	defer cancel()
 	code := base64.StdEncoding.EncodeToString([]byte(validateJob))
 	entry := fmt.Sprintf(`python -c "import base64; exec(base64.b64decode('%s'))"`, code)
-	sub, err := dash.SubmitJob(ctx, dashboard.JobSubmitRequest{
+	sub, err := dash.SubmitJob(ctx, raydash.JobSubmitRequest{
 		Entrypoint: entry,
 		Metadata:   map[string]string{"raydeploy": "final-validation"},
 	})
@@ -199,7 +200,7 @@ func (d *Deployer) runValidationJob(ctx context.Context, dash *dashboard.Client)
 		return nil, fmt.Errorf("validation job %s: %w", sub.SubmissionID, err)
 	}
 	logs, _ := dash.JobLogs(ctx, sub.SubmissionID)
-	if info.Status != dashboard.JobSucceeded {
+	if info.Status != raydash.JobSucceeded {
 		return nil, fmt.Errorf("validation job %s %s: %s; last log lines: %s", sub.SubmissionID, info.Status, info.Message, tail(logs, 5))
 	}
 	for _, line := range strings.Split(logs, "\n") {

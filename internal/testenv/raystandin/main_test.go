@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raydeploy/sdk/raydeploy/dashboard"
+	"github.com/raydeploy/sdk/internal/raydash"
 )
 
 // rayBin is the stand-in built by TestMain, named "ray" like in the image.
@@ -181,4 +181,4 @@ func newNodeAddr(t *testing.T, ip string) *nodeAddr {
 }
 
 // errorsIsUnauthorized is a helper for readability in assertions.
-func errorsIsUnauthorized(err error) bool { return errors.Is(err, dashboard.ErrUnauthorized) }
+func errorsIsUnauthorized(err error) bool { return errors.Is(err, raydash.ErrUnauthorized) }
