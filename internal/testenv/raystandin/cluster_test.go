@@ -262,45 +262,6 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("serve", func(t *testing.T) {
-		put, err := os.ReadFile("testdata/serve-rest-put-request.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.PutServeApplications(ctx, put); err != nil {
-			t.Fatal(err)
-		}
-		d, err := c.ServeApplications(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		app, ok := d.Applications["text_app"]
-		if !ok || app.Status != dashboard.AppRunning || app.RoutePrefix != "/" || len(app.Deployments) != 2 {
-			t.Fatalf("serve apps = %+v, want text_app RUNNING at / with 2 deployments", d.Applications)
-		}
-		if dep := app.Deployments["Translator"]; dep.Status != dashboard.DeploymentHealthy || len(dep.Replicas) != 1 {
-			t.Errorf("Translator = %+v, want HEALTHY with 1 replica", dep)
-		}
-		if len(d.Proxies) != 3 {
-			t.Errorf("proxies = %d, want one per node (EveryNode)", len(d.Proxies))
-		}
-		bad := []byte(`{"applications":[{"name":"a","import_path":"m:app","deployments":[{"name":"D","num_replicas":2,"autoscaling_config":{"min_replicas":1,"max_replicas":3}}]}]}`)
-		err = c.PutServeApplications(ctx, bad)
-		var he *dashboard.HTTPError
-		if !errors.As(err, &he) || he.Status != 400 || !strings.Contains(he.Body, "num_replicas is not allowed when autoscaling_config") {
-			t.Errorf("num_replicas+autoscaling: err = %v, want 400 with Ray's text", err)
-		}
-		if d, _ := c.ServeApplications(ctx); d.Applications["text_app"].Status != dashboard.AppRunning {
-			t.Error("a rejected PUT changed the deployed applications")
-		}
-		if err := c.DeleteServeApplications(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if d, err := c.ServeApplications(ctx); err != nil || len(d.Applications) != 0 {
-			t.Errorf("after delete: %+v, %v; want no applications", d.Applications, err)
-		}
-	})
-
 	t.Run("dead worker", func(t *testing.T) {
 		w2.proc.stop()
 		eventually(t, 20*time.Second, "worker 127.0.0.3 DEAD", func() error {

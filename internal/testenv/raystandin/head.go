@@ -54,7 +54,7 @@ func newHead(n *node) (*head, error) {
 	n.gcsOK.Store(now.UnixNano())
 	h := &head{node: n, reg: newRegistry(), sessionDir: dir, started: now}
 	h.jobs = newJobManager(h)
-	h.serve = &serveStore{}
+	h.serve = newServeStore(h)
 	h.reg.register(n.rec, now)
 	return h, nil
 }
@@ -116,7 +116,7 @@ func (h *head) dashboardHandler() http.Handler {
 	mux.HandleFunc("GET /nodes", h.nodesSummary)
 	mux.HandleFunc("GET /api/cluster_status", h.clusterStatus)
 	h.jobs.routes(mux)
-	h.serve.routes(mux, h)
+	h.serve.routes(mux)
 	return mux
 }
 
