@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,7 +144,7 @@ func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*Validation
 				continue
 			}
 			total += a.CPUs()
-			add("ray-node", n.ID(), nil, fmt.Sprintf("ALIVE, %g CPUs", a.CPUs()))
+			add("ray-node", n.ID(), resourcesAsConfigured(n, a), "ALIVE, "+describeResources(a))
 		}
 		add("ray-cluster", "", nil, fmt.Sprintf("%d of %d nodes ALIVE, %g CPUs", len(alive), len(nodes), total))
 	}
@@ -178,6 +180,51 @@ func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*Validation
 		}
 	}
 	return rep, nil
+}
+
+// resourcesAsConfigured compares the GPUs and custom resources Ray reports
+// for a node with the ones its config gives Ray (CPUs are compared when the
+// node is looked up); resources the config leaves unset are not checked.
+func resourcesAsConfigured(n Node, rn dashboard.Node) error {
+	var bad []string
+	if g := n.Resources.GPUs; g != nil && rn.Resources["GPU"] != float64(*g) {
+		bad = append(bad, fmt.Sprintf("GPU %g, want %d", rn.Resources["GPU"], *g))
+	}
+	for _, k := range slices.Sorted(maps.Keys(n.Resources.Custom)) {
+		if want := n.Resources.Custom[k]; rn.Resources[k] != want {
+			bad = append(bad, fmt.Sprintf("%s %g, want %g", k, rn.Resources[k], want))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("ALIVE, but Ray reports %s", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// describeResources says what Ray may schedule on a node: CPUs always, GPUs
+// and custom resources when there are any ("0 CPUs, 1 GPU, tts 2").
+func describeResources(rn dashboard.Node) string {
+	parts := []string{fmt.Sprintf("%g CPUs", rn.CPUs())}
+	if g := rn.Resources["GPU"]; g > 0 {
+		parts = append(parts, fmt.Sprintf("%g GPUs", g))
+	}
+	for _, k := range slices.Sorted(maps.Keys(rn.Resources)) {
+		if builtinResource(k) {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %g", k, rn.Resources[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// builtinResource reports whether Ray defines the resource itself (CPU, GPU,
+// memory, object store, the node:<ip> and accelerator_type: markers).
+func builtinResource(name string) bool {
+	switch name {
+	case "CPU", "GPU", "memory", "object_store_memory":
+		return true
+	}
+	return strings.HasPrefix(name, "node:") || strings.HasPrefix(name, "accelerator_type:")
 }
 
 // runValidationJob submits the validation job and returns, by node IP, the

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -18,19 +17,6 @@ import (
 
 	"github.com/raydeploy/sdk/raydeploy/dashboard"
 )
-
-// validationScript is the SDK's validation job, verbatim.
-const validationScript = `import json, socket
-import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-ray.init(address="auto")
-@ray.remote(num_cpus=1)
-def where():
-    return {"node_id": ray.get_runtime_context().get_node_id(), "ip": ray.util.get_node_ip_address(), "hostname": socket.gethostname()}
-alive = [n for n in ray.nodes() if n["Alive"]]
-refs = [where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n["NodeID"], soft=False)).remote() for n in alive]
-print("RAYDEPLOY_VALIDATION " + json.dumps(ray.get(refs)))
-`
 
 // TestCluster starts a head and two workers on 127.0.0.1-3 and checks,
 // through the dashboard client, what the SDK relies on.
@@ -249,14 +235,8 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("validation job", func(t *testing.T) {
-		if _, err := exec.LookPath("python3"); err != nil {
-			t.Skip("python3 not installed")
-		}
-		script := filepath.Join(t.TempDir(), "validate.py")
-		if err := os.WriteFile(script, []byte(validationScript), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		sub, err := c.SubmitJob(ctx, dashboard.JobSubmitRequest{Entrypoint: "python3 " + script})
+		requirePython(t)
+		sub, err := c.SubmitJob(ctx, dashboard.JobSubmitRequest{Entrypoint: "python " + sdkValidationJob(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,45 +259,6 @@ func TestCluster(t *testing.T) {
 		sort.Strings(ips)
 		if strings.Join(ips, ",") != "127.0.0.1,127.0.0.2,127.0.0.3" {
 			t.Errorf("validation ran on %v, want every node", ips)
-		}
-	})
-
-	t.Run("serve", func(t *testing.T) {
-		put, err := os.ReadFile("testdata/serve-rest-put-request.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.PutServeApplications(ctx, put); err != nil {
-			t.Fatal(err)
-		}
-		d, err := c.ServeApplications(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		app, ok := d.Applications["text_app"]
-		if !ok || app.Status != dashboard.AppRunning || app.RoutePrefix != "/" || len(app.Deployments) != 2 {
-			t.Fatalf("serve apps = %+v, want text_app RUNNING at / with 2 deployments", d.Applications)
-		}
-		if dep := app.Deployments["Translator"]; dep.Status != dashboard.DeploymentHealthy || len(dep.Replicas) != 1 {
-			t.Errorf("Translator = %+v, want HEALTHY with 1 replica", dep)
-		}
-		if len(d.Proxies) != 3 {
-			t.Errorf("proxies = %d, want one per node (EveryNode)", len(d.Proxies))
-		}
-		bad := []byte(`{"applications":[{"name":"a","import_path":"m:app","deployments":[{"name":"D","num_replicas":2,"autoscaling_config":{"min_replicas":1,"max_replicas":3}}]}]}`)
-		err = c.PutServeApplications(ctx, bad)
-		var he *dashboard.HTTPError
-		if !errors.As(err, &he) || he.Status != 400 || !strings.Contains(he.Body, "num_replicas is not allowed when autoscaling_config") {
-			t.Errorf("num_replicas+autoscaling: err = %v, want 400 with Ray's text", err)
-		}
-		if d, _ := c.ServeApplications(ctx); d.Applications["text_app"].Status != dashboard.AppRunning {
-			t.Error("a rejected PUT changed the deployed applications")
-		}
-		if err := c.DeleteServeApplications(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if d, err := c.ServeApplications(ctx); err != nil || len(d.Applications) != 0 {
-			t.Errorf("after delete: %+v, %v; want no applications", d.Applications, err)
 		}
 	})
 
