@@ -446,11 +446,18 @@ func (d *Deployer) aliveNodes(ctx context.Context, dash *raydash.Client, nodes [
 	if err != nil {
 		return nil, err
 	}
+	// By IP, so that a poll costs O(nodes), not O(nodes²).
+	byIP := make(map[string][]raydash.Node, len(rayNodes))
+	for _, rn := range rayNodes {
+		if rn.Alive() {
+			byIP[rn.IP] = append(byIP[rn.IP], rn)
+		}
+	}
 	out := map[string]raydash.Node{}
 	for _, n := range nodes {
 		want := d.expectedCPUsOf(ctx, n)
-		for _, rn := range rayNodes {
-			if rn.Alive() && rn.IP == n.Address && int(rn.CPUs()) == want {
+		for _, rn := range byIP[n.Address] {
+			if int(rn.CPUs()) == want {
 				out[n.ID()] = rn
 			}
 		}

@@ -65,8 +65,7 @@ func TestForEachNodeSlowNodeHoldsNoBatch(t *testing.T) {
 	nodes := testNodes(10)
 	var done atomic.Int32
 	release := make(chan struct{})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := t.Context() // a deadlock hangs here; the test timeout reports it
 	err := Each(ctx, nodes, Options{Concurrency: 2}, func(ctx context.Context, n node) error {
 		if n.Name == "w0" {
 			select {
@@ -156,21 +155,16 @@ func TestForEachNodeCancellationStopsPromptly(t *testing.T) {
 	nodes := testNodes(100)
 	ctx, cancel := context.WithCancel(context.Background())
 	var started atomic.Int32
-	begin := time.Now()
+	// Every started call returns only once it sees the cancellation: if
+	// ForEachNode did not pass it on, the test would hang (and its timeout
+	// would say so).
 	err := Each(ctx, nodes, Options{Concurrency: 4}, func(ctx context.Context, n node) error {
 		if started.Add(1) == 4 {
 			cancel()
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Second):
-			return nil
-		}
+		<-ctx.Done()
+		return ctx.Err()
 	})
-	if elapsed := time.Since(begin); elapsed > 2*time.Second {
-		t.Fatalf("ForEachNode took %v after cancel, want prompt return", elapsed)
-	}
 	if s := started.Load(); s > 8 {
 		t.Errorf("%d nodes started after cancel, want at most the running 4 plus a race margin", s)
 	}

@@ -148,11 +148,22 @@ func TestClusterStatus(t *testing.T) {
 	}
 	var cs struct {
 		LoadMetricsReport struct {
-			Usage map[string][]float64 `json:"usage"`
+			Usage          map[string][]float64 `json:"usage"`
+			ResourceDemand [][2]json.RawMessage `json:"resourceDemand"`
 		} `json:"loadMetricsReport"`
+		AutoscalerReport struct {
+			ActiveNodes map[string]int `json:"activeNodes"`
+		} `json:"autoscalerReport"`
 	}
-	if err := json.Unmarshal(raw, &cs); err != nil || cs.LoadMetricsReport.Usage["CPU"][1] != 12 {
-		t.Errorf("cluster status %s (%v): want CPU total 12", raw, err)
+	if err := json.Unmarshal(raw, &cs); err != nil {
+		t.Fatalf("cluster status %s: %v", raw, err)
+	}
+	u := cs.LoadMetricsReport.Usage
+	if got := u["CPU"]; len(got) != 2 || got[0] != 530 || got[1] != 544 || len(u["objectStoreMemory"]) != 2 {
+		t.Errorf("usage %v: want CPU [530 544] and the dashboard's camelCase objectStoreMemory", u)
+	}
+	if len(cs.LoadMetricsReport.ResourceDemand) != 1 || string(cs.LoadMetricsReport.ResourceDemand[0][1]) != "150" || cs.AutoscalerReport.ActiveNodes["m4.4xlarge"] != 20 {
+		t.Errorf("cluster status %+v: want 150 tasks waiting for {CPU: 1} and 20 m4.4xlarge nodes", cs)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -18,19 +17,6 @@ import (
 
 	"github.com/raydeploy/sdk/internal/raydash"
 )
-
-// validationScript is the SDK's validation job, verbatim.
-const validationScript = `import json, socket
-import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-ray.init(address="auto")
-@ray.remote(num_cpus=1)
-def where():
-    return {"node_id": ray.get_runtime_context().get_node_id(), "ip": ray.util.get_node_ip_address(), "hostname": socket.gethostname()}
-alive = [n for n in ray.nodes() if n["Alive"]]
-refs = [where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n["NodeID"], soft=False)).remote() for n in alive]
-print("RAYDEPLOY_VALIDATION " + json.dumps(ray.get(refs)))
-`
 
 // TestCluster starts a head and two workers on 127.0.0.1-3 and checks,
 // through the dashboard client, what the SDK relies on.
@@ -249,14 +235,8 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("validation job", func(t *testing.T) {
-		if _, err := exec.LookPath("python3"); err != nil {
-			t.Skip("python3 not installed")
-		}
-		script := filepath.Join(t.TempDir(), "validate.py")
-		if err := os.WriteFile(script, []byte(validationScript), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		sub, err := c.SubmitJob(ctx, raydash.JobSubmitRequest{Entrypoint: "python3 " + script})
+		requirePython(t)
+		sub, err := c.SubmitJob(ctx, raydash.JobSubmitRequest{Entrypoint: "python " + sdkValidationJob(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

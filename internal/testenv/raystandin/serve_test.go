@@ -152,7 +152,7 @@ func TestServe(t *testing.T) {
 	})
 
 	// The answer has every key of the recorded one, with real values.
-	rec, err := os.ReadFile("../../../raydeploy/dashboard/testdata/serve-rest-get-response.json")
+	rec, err := os.ReadFile("../../../internal/raydash/testdata/serve-rest-get-response.json")
 	if err != nil {
 		t.Fatal(err)
 	}
