@@ -235,6 +235,9 @@ func (d *Deployer) distributeImage(ctx context.Context, image string, nodes []No
 		return err
 	}
 	defer cleanup()
+	if file != "" && d.opts.ImageRelay && len(nodes) > 1 {
+		nodes = d.relayImage(ctx, file, image, wantID, nodes)
+	}
 	return d.fanout(ctx, nodes, "image", func(ctx context.Context, n Node) error {
 		e, err := d.conn.docker(ctx, n)
 		if err != nil {

@@ -54,6 +54,12 @@ type Options struct {
 	Concurrency int
 	// Images is how images reach nodes (default ImageAuto).
 	Images ImagePolicy
+	// ImageRelay side-loads through the nodes: the controller sends each
+	// image once and the nodes pass it on to each other over SSH (one-time
+	// keys per transfer; see internal/imagerelay). Nodes the others cannot
+	// reach, or where the relayed image is not the controller's, get the
+	// direct side-load.
+	ImageRelay bool
 	// ImageFile is a docker-save tar to side-load from instead of the
 	// controller's Engine.
 	ImageFile string
