@@ -2,7 +2,6 @@ package raydeploy
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/dockerx"
@@ -11,7 +10,10 @@ import (
 
 // down removes every container that carries this cluster's label, on every
 // node. Nothing else is touched: images, /tmp/ray and other containers stay.
-type down struct{ d *Deployer }
+type down struct {
+	d       *Deployer
+	planned typedPlan[[]checkpoint.PlanItem]
+}
 
 func (c *down) Name() string        { return "down" }
 func (c *down) Description() string { return "Remove every container of this cluster from every node" }
@@ -36,18 +38,23 @@ func (c *down) Plan(ctx context.Context) (checkpoint.Plan, error) {
 		}
 		return e.List(ctx, dockerx.ListFilter{Labels: []string{dockerx.LabelCluster + "=" + d.cluster.Name}})
 	})
-	if err != nil {
-		return p, err
-	}
+	items := map[string][]checkpoint.PlanItem{}
 	for _, n := range d.cluster.Nodes() {
 		for _, ct := range owned[n.ID()] {
-			p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: actionRemoveContainer,
-				Detail: fmt.Sprintf("%s %s (image %s, %s)", ct.Name, shortID(ct.ID), ct.Image, ct.State)})
+			items[n.ID()] = append(items[n.ID()], removeContainerItem(n, ct, ""))
 		}
+		p.Items = append(p.Items, items[n.ID()]...)
 	}
-	return p, nil
+	c.planned.keep(p, items)
+	return p, err // on failure, the nodes planned so far are in p
 }
 
+// Run removes exactly the planned containers, by ID, on nodes where none
+// was replaced since planning; see Deployer.removePlanned.
 func (c *down) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoint.NodeResult, error) {
-	return (&cleanupExisting{d: c.d}).Run(ctx, p)
+	planned, err := c.planned.take(p)
+	if err != nil {
+		return nil, err
+	}
+	return c.d.removePlanned(ctx, c.Name(), planned)
 }

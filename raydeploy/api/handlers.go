@@ -856,7 +856,7 @@ func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, _ Principal) {
 		}
 		since = n
 	}
-	data, err := os.ReadFile(s.cfg.Audit.Path())
+	data, err := os.ReadFile(s.auditLog().Path())
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -883,7 +883,7 @@ func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, _ Principal) {
 }
 
 func (s *Server) verifyAudit(w http.ResponseWriter, _ *http.Request, _ Principal) {
-	n, err := approval.Verify(s.cfg.Audit.Path())
+	n, err := approval.Verify(s.auditLog().Path())
 	v := AuditVerification{OK: err == nil, Records: n}
 	var ce *approval.ChainError
 	if errors.As(err, &ce) {

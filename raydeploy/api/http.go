@@ -256,7 +256,12 @@ func (s *Server) auditRequest(r *http.Request, p Principal, status int) {
 	rec := approval.AuditRecord{Kind: approval.AuditAPI, Checkpoint: r.PathValue("checkpoint_name"), Actor: &approval.Actor{
 		Principal: p.Name, Remote: r.RemoteAddr, Method: r.Method, Path: r.URL.Path, Status: status,
 	}}
-	if err := s.cfg.Audit.Append(context.WithoutCancel(r.Context()), rec); err != nil {
+	log := s.auditLog()
+	if log == nil {
+		s.log.Error("audit record of an API request not written: no audit log before Attach", "path", r.URL.Path)
+		return
+	}
+	if err := log.Append(context.WithoutCancel(r.Context()), rec); err != nil {
 		s.log.Error("audit record of an API request not written", "path", r.URL.Path, "err", err)
 	}
 }

@@ -31,13 +31,16 @@ type Deployer interface {
 	Deploy(ctx context.Context, o checkpoint.RunOptions) (*checkpoint.Report, error)
 }
 
-// Config configures a Server. Tokens and Audit are required.
+// Config configures a Server. Tokens is required.
 type Config struct {
 	// Tokens authenticate callers (see LoadTokens, CreateToken).
 	Tokens *Tokens
 	// Audit is the cluster's audit log: the server appends a record of every
-	// mutating request (principal, remote address, method, path, status),
-	// approval requests and decisions go to it, and GET /api/v1/audit reads it.
+	// mutating request (principal, remote address, method, path, status)
+	// and GET /api/v1/audit reads it; the Deployer records approval
+	// requests, decisions and outcomes in it. Nil: the log of the Deployer
+	// given to Attach (raydeploy.Deployer.AuditLog), the usual case, so
+	// that one handle keeps the hash chain.
 	Audit *approval.AuditLog
 	// Registry is where the server registers its HTTP metrics and what
 	// /metrics serves; register the deployer's monitoring.Metrics on it too.
@@ -123,9 +126,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Tokens == nil {
 		return nil, errors.New("api: Config.Tokens is required")
 	}
-	if cfg.Audit == nil {
-		return nil, errors.New("api: Config.Audit is required (every mutating request is recorded)")
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -197,6 +197,14 @@ func (s *Server) Attach(d Deployer) error {
 	if s.d != nil {
 		return errors.New("api: Attach called twice")
 	}
+	if s.cfg.Audit == nil {
+		if al, ok := d.(interface{ AuditLog() *approval.AuditLog }); ok {
+			s.cfg.Audit = al.AuditLog()
+		}
+		if s.cfg.Audit == nil {
+			return errors.New("api: no audit log: Config.Audit is nil and the Deployer has none (give it the server's Approver)")
+		}
+	}
 	s.d, s.execs = d, st
 	s.hooks.cluster = d.Cluster().Name
 	return nil
@@ -209,10 +217,9 @@ func (s *Server) Queue() *approval.Queue { return s.queue }
 // requests wait in the server's queue; the requester is the principal who
 // started the execution; decisions are checked by approval.Policy (approver
 // != requester unless AllowSelfApproval) and requests and decisions are
-// recorded in the audit log.
+// recorded in the audit log by the Deployer (do not audit it again).
 func (s *Server) Approver() approval.Approver {
-	var inner approval.Approver = approval.Policy{DistinctApprover: !s.cfg.AllowSelfApproval}.Wrap(s.queue)
-	inner = approval.Audited(inner, s.cfg.Audit)
+	inner := approval.Policy{DistinctApprover: !s.cfg.AllowSelfApproval}.Wrap(s.queue)
 	return approval.ApproverFunc(func(ctx context.Context, r approval.Request) (approval.Decision, error) {
 		if ri, ok := ctx.Value(runKey{}).(runInfo); ok {
 			r.RequestedBy = ri.requester
@@ -282,4 +289,12 @@ func subFS() fs.FS {
 		panic(err) // the embedded directory exists at compile time
 	}
 	return f
+}
+
+// auditLog is the audit log the server records into (nil before Attach
+// when Config.Audit is nil).
+func (s *Server) auditLog() *approval.AuditLog {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Audit
 }
