@@ -47,7 +47,7 @@ func (c *prerequisitesCheck) Run(ctx context.Context, p checkpoint.Plan) ([]chec
 		summaries[n.ID()] = fmt.Sprintf("%s, %d CPUs, %s memory, %s free on /, %s", f.OS, f.CPUs, f.MemTotal, f.DiskFree, dockerState(f))
 		mu.Unlock()
 		if len(problems) > 0 {
-			return &NodeError{Node: n.ID(), Op: c.Name(), Err: errors.New(strings.Join(problems, "; "))}
+			return &checkpoint.NodeError{Node: n.ID(), Op: c.Name(), Err: errors.New(strings.Join(problems, "; "))}
 		}
 		return nil
 	})

@@ -151,17 +151,3 @@ func parseFacts(out string) (Facts, time.Time, error) {
 func (f Facts) debianLike() bool {
 	return f.OSID == "debian" || f.OSID == "ubuntu" || strings.Contains(" "+f.OSLike+" ", " debian ") || strings.Contains(" "+f.OSLike+" ", " ubuntu ")
 }
-
-// String renders the size for people: "31.3 GiB", "512 MiB", "900 B".
-func (b ByteSize) String() string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%d B", int64(b))
-	}
-	div, exp := int64(unit), 0
-	for n := int64(b) / unit; n >= unit && exp < 4; n /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
-}
