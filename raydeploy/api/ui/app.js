@@ -76,7 +76,7 @@
       nodes.map((n) => el("th", { scope: "col" }, n.name))));
     t.tBodies[0].replaceChildren(...cps.map((c) => el("tr", { "data-checkpoint": c.checkpoint },
       el("th", { scope: "row" }, c.checkpoint, c.destructive_operation ? el("small", {}, "destructive, approval") : c.approval_required ? el("small", {}, "approval") : ""),
-      el("td", { class: "cell" }, el("span", { class: c.ledger_status }, c.ledger_status === "pending" ? "not run" : c.ledger_status), el("small", {}, c.ended_at ? fmt(c.ended_at) : c.message)),
+      el("td", { class: "cell" }, el("span", { class: c.ledger_status }, c.ledger_status === "pending" ? "not run" : c.ledger_status), el("small", {}, c.ended_at ? fmt(c.ended_at) : c.ledger_status === "pending" ? "" : c.message)),
       nodes.map((n) => {
         const nc = c.nodes[n.name];
         if (!nc) return el("td", { class: "cell" }, el("span", { class: "pending", "aria-label": "not run" }, "—"));
