@@ -299,7 +299,7 @@ func holderGone(h LockInfo, self identity) (bool, string) {
 
 func readLock(path string) (LockInfo, error) {
 	var info LockInfo
-	f, _, err := fstrust.Open(path, os.O_RDONLY, 0, false)
+	f, _, err := fstrust.Open(path, os.O_RDONLY, 0o600, fstrust.RepairRead)
 	if err != nil {
 		return info, err
 	}

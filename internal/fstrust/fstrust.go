@@ -49,15 +49,25 @@ func PrivateDir(dir string) (*Repair, error) {
 		return nil, openError(dir, err, "a directory")
 	}
 	defer syscall.Close(fd)
-	return checkFD(dir, fd, true, 0o700)
+	return checkFD(dir, fd, true, 0o700, RepairRead)
 }
+
+// Others says what Open does with a file that group or others may read.
+type Others int
+
+// What to do with read access by group or others.
+const (
+	AllowRead  Others = iota // fine (the file holds nothing secret)
+	RepairRead               // chmod it to the perm given, and report it
+	RefuseRead               // refuse it
+)
 
 // Open opens path with flags (O_NOFOLLOW, O_NONBLOCK and O_CLOEXEC added:
 // a symbolic link is refused and a FIFO put in a file's place cannot block)
 // and checks the opened file: a regular file, owned by the effective user,
-// not writable by group or others. With repair, a file readable by others is
-// set to perm and reported; without, it is refused too.
-func Open(path string, flags int, perm fs.FileMode, repair bool) (*os.File, *Repair, error) {
+// not writable by group or others; read access by others as others says.
+// A missing file gives an error matching fs.ErrNotExist.
+func Open(path string, flags int, perm fs.FileMode, others Others) (*os.File, *Repair, error) {
 	fd, err := syscall.Open(path, flags|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, uint32(perm.Perm()))
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) {
@@ -65,12 +75,7 @@ func Open(path string, flags int, perm fs.FileMode, repair bool) (*os.File, *Rep
 		}
 		return nil, nil, openError(path, err, "a regular file")
 	}
-	var rep *Repair
-	if repair {
-		rep, err = checkFD(path, fd, false, perm)
-	} else {
-		_, err = checkFD(path, fd, false, 0)
-	}
+	rep, err := checkFD(path, fd, false, perm, others)
 	if err != nil {
 		syscall.Close(fd)
 		return nil, nil, err
@@ -91,6 +96,9 @@ func fcntl(fd, cmd, arg int) (int, error) {
 }
 
 func openError(path string, err error, want string) error {
+	if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		err = syscall.ELOOP // with O_DIRECTORY, Linux says ENOTDIR for a link
+	}
 	switch {
 	case errors.Is(err, syscall.ELOOP):
 		return &UnsafeError{Path: path, Reason: "is a symbolic link (give the real path)"}
@@ -102,8 +110,8 @@ func openError(path string, err error, want string) error {
 	return &fs.PathError{Op: "open", Path: path, Err: err}
 }
 
-// checkFD checks the opened descriptor; repairTo 0 refuses what it would repair.
-func checkFD(path string, fd int, dir bool, repairTo fs.FileMode) (*Repair, error) {
+// checkFD checks the opened descriptor.
+func checkFD(path string, fd int, dir bool, repairTo fs.FileMode, others Others) (*Repair, error) {
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("stat %s: %w", path, err)
@@ -122,10 +130,10 @@ func checkFD(path string, fd int, dir bool, repairTo fs.FileMode) (*Repair, erro
 	if mode&0o022 != 0 {
 		return nil, &UnsafeError{Path: path, Reason: fmt.Sprintf("is writable by group or others (mode %04o): its content cannot be trusted; check it, then chmod go-w", mode)}
 	}
-	if mode&0o077 == 0 {
+	if mode&0o077 == 0 || others == AllowRead {
 		return nil, nil
 	}
-	if repairTo == 0 {
+	if others == RefuseRead {
 		return nil, &UnsafeError{Path: path, Reason: fmt.Sprintf("is readable by group or others (mode %04o); chmod go= it", mode)}
 	}
 	if err := syscall.Fchmod(fd, uint32(repairTo)); err != nil {
