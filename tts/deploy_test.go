@@ -17,7 +17,7 @@ import (
 
 // standinHead runs the Ray stand-in's head as a local process with the app
 // and a small other application on PYTHONPATH, and returns its dashboard.
-func standinHead(t *testing.T) Dashboard {
+func standinHead(t testing.TB) Dashboard {
 	t.Helper()
 	requireAppRuntime(t)
 	dir := t.TempDir()
@@ -108,6 +108,9 @@ func TestDeployOnServeStandin(t *testing.T) {
 	}
 	if _, err := CheckSpeech(a, 5); err != nil || res.VoiceID != "slt" {
 		t.Errorf("through Serve's proxy: %v, %+v", err, res)
+	}
+	if rep, err := Gate(ctx, client, GateOptions{Emotions: []string{"neutral", "sad"}, NeutralVoices: []string{"espeak-en-us"}}); err != nil {
+		t.Errorf("gate through Serve: %v\n%s", err, rep)
 	}
 	// Streaming and the WebSocket go through the proxy too.
 	ws, err := client.DialWS(ctx)
