@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -20,9 +18,10 @@ import (
 
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/dockerx"
+	"github.com/raydeploy/sdk/internal/fanout"
 	"github.com/raydeploy/sdk/internal/sshx"
 	"github.com/raydeploy/sdk/monitoring"
-	"github.com/raydeploy/sdk/raydeploy/service"
+	"github.com/raydeploy/sdk/service"
 )
 
 // monitoringDeployment runs the monitoring stack: node-exporter and cAdvisor
@@ -122,12 +121,12 @@ type nodeMonitoring struct {
 func (c *monitoringDeployment) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	d := c.d
 	p := checkpoint.Plan{Checkpoint: c.Name()}
-	states, err := Fanout(ctx, d.cluster.Nodes(), FanoutOptions{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.planMonitoringNode)
-	if err != nil {
-		return p, err
-	}
+	states, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.planMonitoringNode)
 	for _, n := range d.cluster.Nodes() {
 		p.Items = append(p.Items, states[n.ID()].items...)
+	}
+	if err != nil {
+		return p, err // the nodes planned so far are in p
 	}
 	return p, nil
 }
@@ -157,7 +156,7 @@ func (d *Deployer) planMonitoringNode(ctx context.Context, n Node) (nodeMonitori
 		if !svc.Placement.Matches(n.ID(), role) {
 			continue
 		}
-		spec := svc.Container(cluster)
+		spec := dockerx.FromService(svc, cluster)
 		out.services = append(out.services, monService{svc: svc, spec: spec})
 		for _, m := range svc.Mounts {
 			if m.Type == "bind" && !slices.Contains(binds, m.Source) {
@@ -321,19 +320,9 @@ func (c *monitoringDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]ch
 	d := c.d
 	nodes := d.nodesIn(p)
 	failed := map[string]error{}
-	fail := func(err error) {
-		var me interface{ WrappedErrors() []error }
-		if errors.As(err, &me) {
-			for _, e := range me.WrappedErrors() {
-				var ne *NodeError
-				if errors.As(e, &ne) {
-					failed[ne.Node] = ne.Err // the ledger names the node and checkpoint
-				}
-			}
-		}
-	}
+	fail := func(err error) { markFailed(failed, err) }
 	// The state now (the plan may be older).
-	states, err := Fanout(ctx, nodes, FanoutOptions{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.planMonitoringNode)
+	states, err := fanout.Map(ctx, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.planMonitoringNode)
 	fail(err)
 
 	// 1. Images, each side-loaded or pulled onto the nodes that lack it.
@@ -368,7 +357,7 @@ func (c *monitoringDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]ch
 			ready = append(ready, n)
 		}
 	}
-	summaries, err := Fanout(ctx, ready, FanoutOptions{Concurrency: d.opts.Concurrency, Op: c.Name(), Logger: d.log}, func(ctx context.Context, n Node) (string, error) {
+	summaries, err := fanout.Map(ctx, ready, fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name(), Logger: d.log}, func(ctx context.Context, n Node) (string, error) {
 		return d.runMonitoringNode(ctx, n, states[n.ID()])
 	})
 	fail(err)
@@ -377,7 +366,7 @@ func (c *monitoringDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]ch
 
 // errIsNodeErrorList reports whether err is a fan-out error naming nodes.
 func errIsNodeErrorList(err error) bool {
-	return len(FailedNodes(err)) > 0
+	return len(checkpoint.FailedNodes(err)) > 0
 }
 
 // runMonitoringNode brings one node's part of the stack to the planned state
@@ -540,20 +529,6 @@ func (d *Deployer) waitServiceHealthy(parent context.Context, n Node, e *dockerx
 	}
 }
 
-// promTargets is the part of Prometheus' /api/v1/targets answer we read.
-type promTargets struct {
-	Status string `json:"status"`
-	Data   struct {
-		ActiveTargets []struct {
-			Labels     map[string]string `json:"labels"`
-			ScrapeURL  string            `json:"scrapeUrl"`
-			Health     string            `json:"health"`
-			LastError  string            `json:"lastError"`
-			LastScrape time.Time         `json:"lastScrape"`
-		} `json:"activeTargets"`
-	} `json:"data"`
-}
-
 // waitTargetsUp polls Prometheus until every active target is up and
 // returns their number. After a reload, targets scraped before it do not
 // count: the wait goes on until each was scraped after the reload.
@@ -575,28 +550,15 @@ func (d *Deployer) waitTargetsUp(parent context.Context, client *http.Client, ba
 				return 0, err
 			}
 			defer resp.Body.Close()
-			var t promTargets
-			if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&t); err != nil {
-				return 0, fmt.Errorf("decode targets: %w", err)
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+			if err != nil {
+				return 0, err
 			}
-			var down []string
-			for _, at := range t.Data.ActiveTargets {
-				if at.Health != "up" || (reloaded && at.LastScrape.Before(since)) {
-					d := fmt.Sprintf("%s on %s %s", at.Labels["job"], at.Labels["node"], at.Health)
-					if at.LastError != "" {
-						d += ": " + at.LastError
-					}
-					down = append(down, d)
-				}
+			var scrapedSince time.Time
+			if reloaded {
+				scrapedSince = since
 			}
-			if len(t.Data.ActiveTargets) == 0 {
-				return 0, errors.New("no active targets")
-			}
-			if len(down) > 0 {
-				slices.Sort(down)
-				return 0, fmt.Errorf("%d of %d targets not up: %s", len(down), len(t.Data.ActiveTargets), strings.Join(down, "; "))
-			}
-			return len(t.Data.ActiveTargets), nil
+			return monitoring.TargetsUp(body, scrapedSince)
 		}()
 		if err == nil {
 			return n, nil

@@ -12,8 +12,9 @@ import (
 
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/dockerx"
+	"github.com/raydeploy/sdk/internal/fanout"
+	"github.com/raydeploy/sdk/internal/raydash"
 	"github.com/raydeploy/sdk/internal/sshx"
-	"github.com/raydeploy/sdk/raydeploy/dashboard"
 )
 
 // rayDeployment makes Ray run on every node: the image present (pulled, or
@@ -47,12 +48,12 @@ type nodeRay struct {
 func (c *rayDeployment) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	d := c.d
 	p := checkpoint.Plan{Checkpoint: c.Name()}
-	states, err := Fanout(ctx, d.cluster.Nodes(), FanoutOptions{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.planRayNode)
-	if err != nil {
-		return p, err
-	}
+	states, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.planRayNode)
 	for _, n := range d.cluster.Nodes() {
 		p.Items = append(p.Items, states[n.ID()].items...)
+	}
+	if err != nil {
+		return p, err // the nodes planned so far are in p
 	}
 	if len(p.Items) > 0 {
 		return p, nil
@@ -80,7 +81,7 @@ func (d *Deployer) planRayNode(ctx context.Context, n Node) (nodeRay, error) {
 	if err != nil {
 		return nodeRay{}, err
 	}
-	spec := svc.Container(d.cluster.Name)
+	spec := dockerx.FromService(svc, d.cluster.Name)
 	out := nodeRay{spec: spec}
 	e, err := d.conn.docker(ctx, n)
 	if err != nil {
@@ -113,17 +114,7 @@ func (c *rayDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoin
 	d := c.d
 	nodes := d.nodesIn(p)
 	failed := map[string]error{}
-	fail := func(err error) {
-		var me interface{ WrappedErrors() []error }
-		if errors.As(err, &me) {
-			for _, e := range me.WrappedErrors() {
-				var ne *NodeError
-				if errors.As(e, &ne) {
-					failed[ne.Node] = ne.Err // the ledger names the node and checkpoint
-				}
-			}
-		}
-	}
+	fail := func(err error) { markFailed(failed, err) }
 
 	// 1. Images on every node that lacks them.
 	var needImage []Node
@@ -181,7 +172,7 @@ func (c *rayDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoin
 		if err := d.fanout(ctx, []Node{head}, c.Name(), start); err != nil {
 			fail(err)
 		} else if err := d.waitDashboard(ctx, dash); err != nil {
-			failed[head.ID()] = &NodeError{Node: head.ID(), Op: c.Name(), Err: err}
+			failed[head.ID()] = &checkpoint.NodeError{Node: head.ID(), Op: c.Name(), Err: err}
 		}
 		if failed[head.ID()] != nil {
 			for _, n := range nodes {
@@ -216,7 +207,7 @@ func (c *rayDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoin
 		if a, ok := alive[n.ID()]; ok {
 			summary[n.ID()] = fmt.Sprintf("ALIVE with %g CPUs, %s", a.CPUs(), versions)
 		} else if slices.ContainsFunc(nodes, func(m Node) bool { return m.ID() == n.ID() }) {
-			failed[n.ID()] = &NodeError{Node: n.ID(), Op: c.Name(), Err: fmt.Errorf("not ALIVE with %d CPUs in Ray's dashboard after %s", d.expectedCPUsOf(ctx, n), d.opts.ReadyTimeout)}
+			failed[n.ID()] = &checkpoint.NodeError{Node: n.ID(), Op: c.Name(), Err: fmt.Errorf("not ALIVE with %d CPUs in Ray's dashboard after %s", d.expectedCPUsOf(ctx, n), d.opts.ReadyTimeout)}
 		}
 	}
 	return resultsWith(nodes, failed, summary), nil
@@ -244,6 +235,9 @@ func (d *Deployer) distributeImage(ctx context.Context, image string, nodes []No
 		return err
 	}
 	defer cleanup()
+	if file != "" && d.opts.ImageRelay && len(nodes) > 1 {
+		nodes = d.relayImage(ctx, file, image, wantID, nodes)
+	}
 	return d.fanout(ctx, nodes, "image", func(ctx context.Context, n Node) error {
 		e, err := d.conn.docker(ctx, n)
 		if err != nil {
@@ -304,7 +298,7 @@ func (d *Deployer) controllerImage(ctx context.Context, image string) (file, id 
 // Python versions and refuses to go on unless they are the same everywhere.
 func (d *Deployer) checkVersions(ctx context.Context, nodes []Node, skip map[string]error) (string, error) {
 	image := d.cluster.Ray.Image
-	ids, err := Fanout(ctx, nodes, FanoutOptions{Concurrency: d.opts.Concurrency, Op: "image"}, func(ctx context.Context, n Node) (string, error) {
+	ids, err := fanout.Map(ctx, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: "image"}, func(ctx context.Context, n Node) (string, error) {
 		if skip[n.ID()] != nil {
 			return "", nil
 		}
@@ -411,7 +405,7 @@ func (d *Deployer) imageVersions(ctx context.Context, n Node, image, id string) 
 }
 
 // waitDashboard polls the head's dashboard until the GCS is healthy.
-func (d *Deployer) waitDashboard(ctx context.Context, dash *dashboard.Client) error {
+func (d *Deployer) waitDashboard(ctx context.Context, dash *raydash.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, d.opts.ReadyTimeout)
 	defer cancel()
 	var last error
@@ -450,16 +444,23 @@ func (d *Deployer) nodesNotAlive(ctx context.Context, nodes []Node) ([]Node, err
 }
 
 // aliveNodes maps node IDs to their ALIVE Ray node with the expected CPUs.
-func (d *Deployer) aliveNodes(ctx context.Context, dash *dashboard.Client, nodes []Node) (map[string]dashboard.Node, error) {
+func (d *Deployer) aliveNodes(ctx context.Context, dash *raydash.Client, nodes []Node) (map[string]raydash.Node, error) {
 	rayNodes, err := dash.Nodes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]dashboard.Node{}
+	// By IP, so that a poll costs O(nodes), not O(nodes²).
+	byIP := make(map[string][]raydash.Node, len(rayNodes))
+	for _, rn := range rayNodes {
+		if rn.Alive() {
+			byIP[rn.IP] = append(byIP[rn.IP], rn)
+		}
+	}
+	out := map[string]raydash.Node{}
 	for _, n := range nodes {
 		want := d.expectedCPUsOf(ctx, n)
-		for _, rn := range rayNodes {
-			if rn.Alive() && rn.IP == n.Address && int(rn.CPUs()) == want {
+		for _, rn := range byIP[n.Address] {
+			if int(rn.CPUs()) == want {
 				out[n.ID()] = rn
 			}
 		}
@@ -469,10 +470,10 @@ func (d *Deployer) aliveNodes(ctx context.Context, dash *dashboard.Client, nodes
 
 // waitAlive polls the dashboard until every node is ALIVE, or the ready
 // timeout passes; it returns the nodes that made it.
-func (d *Deployer) waitAlive(parent context.Context, dash *dashboard.Client, nodes []Node) (map[string]dashboard.Node, error) {
+func (d *Deployer) waitAlive(parent context.Context, dash *raydash.Client, nodes []Node) (map[string]raydash.Node, error) {
 	ctx, cancel := context.WithTimeout(parent, d.opts.ReadyTimeout)
 	defer cancel()
-	var alive map[string]dashboard.Node
+	var alive map[string]raydash.Node
 	for {
 		if a, err := d.aliveNodes(ctx, dash, nodes); err == nil {
 			alive = a

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -161,10 +162,17 @@ type Node struct {
 	dash    *chanListener // connections to the Ray dashboard
 	files   *fileSystem
 
+	isolated atomic.Bool // peers cannot connect to it
+
 	mu    sync.Mutex
 	conns map[net.Conn]bool
 	done  bool
 }
+
+// Isolate cuts the node off from its peers (on) or reconnects it (off): the
+// other nodes' connections to it fail, as behind a firewall, while the
+// controller still reaches it over SSH.
+func (n *Node) Isolate(on bool) { n.isolated.Store(on) }
 
 // SSHAddress is host:port of the node's SSH server.
 func (n *Node) SSHAddress() string { return net.JoinHostPort(n.Address, strconv.Itoa(n.Port)) }

@@ -118,7 +118,7 @@ func (n *Node) factsOutput(cmd string) string {
 func (n *Node) reachable(cmd string) bool {
 	m := tcpProbe.FindStringSubmatch(cmd)
 	target := n.cluster.node(m[1])
-	if target == nil {
+	if target == nil || (target != n && target.isolated.Load()) {
 		return false
 	}
 	port, _ := strconv.Atoi(m[2])
