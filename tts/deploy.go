@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	raydash "github.com/raydeploy/sdk/raydeploy/dashboard"
+	"github.com/raydeploy/sdk/internal/raydash"
 )
 
 // Dashboard says how to reach the Ray dashboard (head, port 8265) whose Serve
