@@ -294,6 +294,7 @@ func setupScript(h *hop, expiry string) string {
 		fmt.Fprintf(&b, "cat > \"$D/key\"\nprintf '%%s\\n' %s > \"$D/known_hosts\"\n", sshx.Quote(kh))
 		ssh := fmt.Sprintf("ssh -F /dev/null -i \"$D/key\" -o UserKnownHostsFile=\"$D/known_hosts\" -o GlobalKnownHostsFile=/dev/null "+
 			"-o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=10 -o ServerAliveInterval=15 "+
+			"-o Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com "+
 			"-p %d %s@%s relay", n.node.Port, sshx.Quote(n.user), sshx.Quote(n.node.Address))
 		// relay.sh: load locally while forwarding the same bytes; wait for
 		// the successor so that the head's exit means the chain is done.

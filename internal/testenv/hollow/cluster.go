@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,9 +165,32 @@ type Node struct {
 
 	isolated atomic.Bool // peers cannot connect to it
 
+	cmdMu    sync.Mutex
+	commands []string // the last maxCommands commands run, oldest first
+
 	mu    sync.Mutex
 	conns map[net.Conn]bool
 	done  bool
+}
+
+// maxCommands bounds how many commands a node remembers.
+const maxCommands = 64
+
+// Commands returns the commands the node was asked to run, oldest first
+// (the last 64), exactly as they arrived.
+func (n *Node) Commands() []string {
+	n.cmdMu.Lock()
+	defer n.cmdMu.Unlock()
+	return slices.Clone(n.commands)
+}
+
+func (n *Node) record(cmd string) {
+	n.cmdMu.Lock()
+	defer n.cmdMu.Unlock()
+	if len(n.commands) == maxCommands {
+		n.commands = n.commands[1:]
+	}
+	n.commands = append(n.commands, cmd)
 }
 
 // Isolate cuts the node off from its peers (on) or reconnects it (off): the

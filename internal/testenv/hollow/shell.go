@@ -33,6 +33,7 @@ var pids atomic.Int64
 // exec runs one command of the SDK's and returns its exit status. Only the
 // commands the SDK sends are understood; anything else exits 127.
 func (n *Node) exec(cmd string, ch ssh.Channel) int {
+	n.record(cmd)
 	stderr := ch.Stderr()
 	if m := pidPrefix.FindStringSubmatch(cmd); m != nil {
 		pid := 1000 + pids.Add(1)
