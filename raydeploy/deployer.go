@@ -172,10 +172,10 @@ func New(c *Cluster, opts Options) (*Deployer, error) {
 	return d, nil
 }
 
-// AuditLog is the audit log New opened (nil when Options.Approver is nil).
+// Audit is the audit log New opened (nil when Options.Approver is nil).
 // Others that record into it (a REST API's record of requests) share this
 // handle, which keeps the hash chain in order.
-func (d *Deployer) AuditLog() *approval.AuditLog { return d.audit }
+func (d *Deployer) Audit() *approval.AuditLog { return d.audit }
 
 // Cluster is the cluster with defaults applied.
 func (d *Deployer) Cluster() *Cluster { return d.cluster }

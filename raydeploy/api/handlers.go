@@ -428,7 +428,7 @@ func (s *Server) start(p Principal, o checkpoint.RunOptions, resumeOf string) (E
 		return Execution{}, err
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
-	ctx = context.WithValue(ctx, runKey{}, runInfo{execID: ex.ID, requester: p.Name})
+	ctx = checkpoint.WithRequester(ctx, p.Name)
 	s.current = &running{execID: ex.ID, cancel: cancel}
 	d := s.d
 	s.wg.Add(1)
@@ -856,7 +856,7 @@ func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, _ Principal) {
 		}
 		since = n
 	}
-	data, err := os.ReadFile(s.auditLog().Path())
+	data, err := os.ReadFile(s.cfg.Audit.Path())
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -883,7 +883,7 @@ func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, _ Principal) {
 }
 
 func (s *Server) verifyAudit(w http.ResponseWriter, _ *http.Request, _ Principal) {
-	n, err := approval.Verify(s.auditLog().Path())
+	n, err := approval.Verify(s.cfg.Audit.Path())
 	v := AuditVerification{OK: err == nil, Records: n}
 	var ce *approval.ChainError
 	if errors.As(err, &ce) {

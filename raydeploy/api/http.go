@@ -256,12 +256,7 @@ func (s *Server) auditRequest(r *http.Request, p Principal, status int) {
 	rec := approval.AuditRecord{Kind: approval.AuditAPI, Checkpoint: r.PathValue("checkpoint_name"), Actor: &approval.Actor{
 		Principal: p.Name, Remote: r.RemoteAddr, Method: r.Method, Path: r.URL.Path, Status: status,
 	}}
-	log := s.auditLog()
-	if log == nil {
-		s.log.Error("audit record of an API request not written: no audit log before Attach", "path", r.URL.Path)
-		return
-	}
-	if err := log.Append(context.WithoutCancel(r.Context()), rec); err != nil {
+	if err := s.cfg.Audit.Append(context.WithoutCancel(r.Context()), rec); err != nil {
 		s.log.Error("audit record of an API request not written", "path", r.URL.Path, "err", err)
 	}
 }
