@@ -29,7 +29,7 @@ func TestFinalValidationZeroCPUHead(t *testing.T) {
 	defer cancel()
 	tb.cluster.Head.Resources = seed.Head.Resources
 	tb.cluster.Workers[0].Resources = seed.Workers[0].Resources
-	tb.cluster.Workers[1].Resources = raydeploy.Resources{CPUs: raydeploy.Ptr(0), GPUs: raydeploy.Ptr(1), Custom: map[string]float64{"tts": 1}}
+	tb.cluster.Workers[1].Resources = raydeploy.Resources{CPUs: new(0), GPUs: new(1), Custom: map[string]float64{"tts": 1}}
 
 	d := tb.deployer(t, raydeploy.Options{NoMonitoring: true})
 	rep, err := d.Deploy(ctx, checkpoint.RunOptions{})

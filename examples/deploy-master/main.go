@@ -438,9 +438,9 @@ func list(ctx context.Context, d *raydeploy.Deployer, stdout, stderr io.Writer) 
 // nodeCause drops the "node X: op:" prefixes that repeat the node's name,
 // keeping the innermost operation: "connect: ssh 10.0.0.1:22: ...".
 func nodeCause(node string, err error) string {
-	var ne *raydeploy.NodeError
+	var ne *checkpoint.NodeError
 	for errors.As(err, &ne) && ne.Node == node {
-		var inner *raydeploy.NodeError
+		var inner *checkpoint.NodeError
 		if !errors.As(ne.Err, &inner) || inner.Node != node {
 			return ne.Op + ": " + ne.Err.Error()
 		}

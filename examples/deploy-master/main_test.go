@@ -367,8 +367,8 @@ func TestResumeCommand(t *testing.T) {
 
 func TestNodeCause(t *testing.T) {
 	inner := fmt.Errorf("ssh 10.0.0.1:22: refused")
-	err := &checkpoint.NodeError{Checkpoint: "x", Node: "w1", Err: &raydeploy.NodeError{Node: "w1", Op: "x",
-		Err: &raydeploy.NodeError{Node: "w1", Op: "connect", Err: inner}}}
+	err := &checkpoint.NodeError{Checkpoint: "x", Node: "w1", Err: &checkpoint.NodeError{Node: "w1", Op: "x",
+		Err: &checkpoint.NodeError{Node: "w1", Op: "connect", Err: inner}}}
 	if got := nodeCause("w1", err); got != "connect: ssh 10.0.0.1:22: refused" {
 		t.Errorf("nodeCause = %q", got)
 	}

@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raydeploy/sdk/raydeploy/dashboard"
+	"github.com/raydeploy/sdk/internal/raydash"
 )
 
 // fixtureDir holds the dashboard client's test bodies: recorded ones, or
 // shaped after Ray's source and tests (see its README). The stand-in must
 // answer in the same shapes the client is tested with.
-var fixtureDir = filepath.Join("..", "..", "..", "raydeploy", "dashboard", "testdata")
+var fixtureDir = filepath.Join("..", "..", "raydash", "testdata")
 
 // freeKeys name objects whose keys are data (resource names, label names,
 // node ids, node types): only their values' kinds are compared.
@@ -118,7 +118,7 @@ func TestFixtureShapes(t *testing.T) {
 		"--node-ip-address="+w.ip, "--num-cpus=2", "--num-gpus=1", "--metrics-export-port="+strconv.Itoa(w.metricsPort),
 		"--dashboard-agent-listen-port="+strconv.Itoa(w.agentPort), "--temp-dir="+w.tempDir, "--block")
 	base := fmt.Sprintf("http://%s:%d", headN.ip, dashPort)
-	c, err := dashboard.New(dashboard.Config{BaseURL: base})
+	c, err := raydash.New(raydash.Config{BaseURL: base})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,11 +130,11 @@ func TestFixtureShapes(t *testing.T) {
 		return err
 	})
 	// A failed job, as in job-details.json.
-	sub, err := c.SubmitJob(ctx, dashboard.JobSubmitRequest{Entrypoint: "python -c 'import sys; sys.exit(1)'", Metadata: map[string]string{"owner": "raydeploy"}})
+	sub, err := c.SubmitJob(ctx, raydash.JobSubmitRequest{Entrypoint: "python -c 'import sys; sys.exit(1)'", Metadata: map[string]string{"owner": "raydeploy"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info, err := c.WaitJob(ctx, sub.SubmissionID, 100*time.Millisecond); err != nil || info.Status != dashboard.JobFailed {
+	if info, err := c.WaitJob(ctx, sub.SubmissionID, 100*time.Millisecond); err != nil || info.Status != raydash.JobFailed {
 		t.Fatalf("job = %+v, %v; want FAILED", info, err)
 	}
 

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raydeploy/sdk/internal/raydash"
 	"github.com/raydeploy/sdk/internal/testenv"
-	"github.com/raydeploy/sdk/raydeploy/dashboard"
 )
 
 // rayBin is the stand-in built by TestMain, named "ray" like in the image;
@@ -220,4 +220,4 @@ func sdkValidationJob(t *testing.T) string {
 }
 
 // errorsIsUnauthorized is a helper for readability in assertions.
-func errorsIsUnauthorized(err error) bool { return errors.Is(err, dashboard.ErrUnauthorized) }
+func errorsIsUnauthorized(err error) bool { return errors.Is(err, raydash.ErrUnauthorized) }

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raydeploy/sdk/raydeploy/dashboard"
+	"github.com/raydeploy/sdk/internal/raydash"
 )
 
 // TestScheduling starts the seed's layout (a head with --num-cpus=0, so that
@@ -40,7 +40,7 @@ func TestScheduling(t *testing.T) {
 	worker(cpuN, "--num-cpus=1")
 	worker(gpuN, "--num-cpus=0", "--num-gpus=1", `--resources={"tts": 2}`)
 
-	c, err := dashboard.New(dashboard.Config{BaseURL: fmt.Sprintf("http://%s:%d", headN.ip, dashPort)})
+	c, err := raydash.New(raydash.Config{BaseURL: fmt.Sprintf("http://%s:%d", headN.ip, dashPort)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,13 +62,13 @@ func TestScheduling(t *testing.T) {
 	})
 
 	// job runs a Python script as a job and returns its final details and logs.
-	job := func(t *testing.T, script string) (dashboard.JobInfo, string) {
+	job := func(t *testing.T, script string) (raydash.JobInfo, string) {
 		t.Helper()
 		path := filepath.Join(t.TempDir(), "job.py")
 		if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		sub, err := c.SubmitJob(ctx, dashboard.JobSubmitRequest{Entrypoint: "python " + path})
+		sub, err := c.SubmitJob(ctx, raydash.JobSubmitRequest{Entrypoint: "python " + path})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +91,7 @@ def pin(node_id):
 `
 
 	t.Run("SDK validation job on every node", func(t *testing.T) {
-		sub, err := c.SubmitJob(ctx, dashboard.JobSubmitRequest{Entrypoint: "python " + sdkValidationJob(t)})
+		sub, err := c.SubmitJob(ctx, raydash.JobSubmitRequest{Entrypoint: "python " + sdkValidationJob(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +100,7 @@ def pin(node_id):
 			t.Fatal(err)
 		}
 		logs, _ := c.JobLogs(ctx, sub.SubmissionID)
-		if info.Status != dashboard.JobSucceeded {
+		if info.Status != raydash.JobSucceeded {
 			t.Fatalf("the SDK's validation job on a 0-CPU head: %s: %s\n%s", info.Status, info.Message, logs)
 		}
 		var ips []string
@@ -124,7 +124,7 @@ def f():
 print(ray.get(f.options(scheduling_strategy=pin(%q)).remote()))
 `, ids[headN.ip]))
 		const want = "ray.exceptions.TaskUnschedulableError: The task is not schedulable: The node specified via NodeAffinitySchedulingStrategy doesn't exist any more or is infeasible, and soft=False was specified."
-		if info.Status != dashboard.JobFailed || !strings.Contains(info.Message, want) || !strings.Contains(logs, want) {
+		if info.Status != raydash.JobFailed || !strings.Contains(info.Message, want) || !strings.Contains(logs, want) {
 			t.Errorf("job %s: %s\nlogs:\n%s\nwant FAILED with %q", info.Status, info.Message, logs, want)
 		}
 	})
@@ -149,7 +149,7 @@ try:
 except ValueError as e:
     print("BADOPT " + str(e))
 `, ids[cpuN.ip]))
-		if info.Status != dashboard.JobSucceeded {
+		if info.Status != raydash.JobSucceeded {
 			t.Fatalf("job %s: %s\n%s", info.Status, info.Message, logs)
 		}
 		for _, want := range []string{"GPU 127.0.0.3\n", "TTS 127.0.0.3\n", "PINNED TaskUnschedulableError\n",
@@ -176,7 +176,7 @@ def one(i, dir):
     return {"ip": ray.util.get_node_ip_address(), "running": len(others), "cpu_free": used}
 print("RESULTS " + json.dumps(ray.get([one.remote(i, %q) for i in range(3)])))
 `, dir))
-		if info.Status != dashboard.JobSucceeded {
+		if info.Status != raydash.JobSucceeded {
 			t.Fatalf("job %s: %s\n%s", info.Status, info.Message, logs)
 		}
 		var res []struct {

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raydeploy/sdk/internal/raydash"
 	"github.com/raydeploy/sdk/internal/testenv"
-	"github.com/raydeploy/sdk/raydeploy/dashboard"
 )
 
 // debianPython has Debian's python3-fastapi and python3-uvicorn, which the
@@ -89,7 +89,7 @@ func TestServe(t *testing.T) {
 	head.proc = startRay(t, "head", []string{
 		"PYTHONPATH=" + shim + ":" + apps, "RAY_STANDIN_PYTHON=" + debianPython, "GREET_GATE=" + gate,
 	}, headArgs(t, head, gcs, dash, 2)...)
-	c, err := dashboard.New(dashboard.Config{BaseURL: fmt.Sprintf("http://%s:%d", head.ip, dash)})
+	c, err := raydash.New(raydash.Config{BaseURL: fmt.Sprintf("http://%s:%d", head.ip, dash)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := d.Applications["greet"].Status; st != dashboard.AppDeploying {
+	if st := d.Applications["greet"].Status; st != raydash.AppDeploying {
 		t.Errorf("greet before its import finished: %s, want DEPLOYING", st)
 	}
 	eventually(t, 60*time.Second, "broken DEPLOY_FAILED", func() error {
@@ -128,7 +128,7 @@ func TestServe(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if a := d.Applications["broken"]; a.Status != dashboard.AppDeployFailed {
+		if a := d.Applications["broken"]; a.Status != raydash.AppDeployFailed {
 			return fmt.Errorf("broken is %s", a.Status)
 		}
 		return nil
@@ -145,14 +145,14 @@ func TestServe(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if a := d.Applications["greet"]; a.Status != dashboard.AppRunning {
+		if a := d.Applications["greet"]; a.Status != raydash.AppRunning {
 			return fmt.Errorf("greet is %s: %s", a.Status, a.Message)
 		}
 		return nil
 	})
 
 	// The answer has every key of the recorded one, with real values.
-	rec, err := os.ReadFile("../../../raydeploy/dashboard/testdata/serve-rest-get-response.json")
+	rec, err := os.ReadFile("../../../internal/raydash/testdata/serve-rest-get-response.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestServe(t *testing.T) {
 	// What real Serve rejects is rejected, and changes nothing.
 	bad := config(`{"name":"a","import_path":"m:app","route_prefix":"/a","deployments":[{"name":"D","num_replicas":2,"autoscaling_config":{"min_replicas":1,"max_replicas":3}}]}`)
 	err = c.PutServeApplications(ctx, bad)
-	var he *dashboard.HTTPError
+	var he *raydash.HTTPError
 	if !errors.As(err, &he) || he.Status != 400 || !strings.Contains(he.Body, "num_replicas is not allowed when autoscaling_config") {
 		t.Errorf("num_replicas+autoscaling: err = %v, want 400 with Ray's text", err)
 	}
@@ -275,7 +275,7 @@ func TestServe(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "text_app DEPLOY_FAILED", func() error {
 		d, err := c.ServeApplications(ctx)
-		if a := d.Applications["text_app"]; err != nil || a.Status != dashboard.AppDeployFailed || !strings.Contains(a.Message, "runtime_env.working_dir") {
+		if a := d.Applications["text_app"]; err != nil || a.Status != raydash.AppDeployFailed || !strings.Contains(a.Message, "runtime_env.working_dir") {
 			return fmt.Errorf("text_app: %+v %v", a, err)
 		}
 		if _, kept := d.Applications["greet"]; kept {
@@ -288,7 +288,7 @@ func TestServe(t *testing.T) {
 	}
 	eventually(t, 60*time.Second, "greet back", func() error {
 		d, err := c.ServeApplications(ctx)
-		if a := d.Applications["greet"]; err != nil || a.Status != dashboard.AppRunning {
+		if a := d.Applications["greet"]; err != nil || a.Status != raydash.AppRunning {
 			return fmt.Errorf("greet: %+v %v", a, err)
 		}
 		return nil

@@ -3,8 +3,6 @@ package service
 import (
 	"strings"
 	"testing"
-
-	"github.com/raydeploy/sdk/internal/dockerx"
 )
 
 func TestValidateNamesTheField(t *testing.T) {
@@ -36,18 +34,7 @@ func TestValidateNamesTheField(t *testing.T) {
 	}
 }
 
-func TestContainerCarriesOwnershipAndDefaults(t *testing.T) {
-	s := Spec{Name: "ray-head", Image: "rayproject/ray:2.58.0", Placement: OnHead, Labels: map[string]string{"x": "y"}}
-	c := s.Container("prod")
-	if c.Name != "prod-ray-head" || c.NetworkMode != "host" || c.Restart != "unless-stopped" {
-		t.Errorf("container = %+v", c)
-	}
-	if c.Labels[dockerx.LabelCluster] != "prod" || c.Labels[dockerx.LabelRole] != "ray-head" || c.Labels["x"] != "y" {
-		t.Errorf("labels = %v", c.Labels)
-	}
-	if _, ok := s.Labels[dockerx.LabelCluster]; ok {
-		t.Error("Container modified the spec's own labels")
-	}
+func TestPlacementMatches(t *testing.T) {
 	if !OnWorkers.Matches("w1", "worker") || OnWorkers.Matches("h", "head") || !(Placement{Nodes: []string{"w1"}}).Matches("w1", "worker") {
 		t.Error("placement matching is wrong")
 	}

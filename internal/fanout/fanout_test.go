@@ -1,4 +1,4 @@
-package raydeploy
+package fanout
 
 import (
 	"context"
@@ -10,12 +10,24 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-multierror"
+
+	"github.com/raydeploy/sdk/checkpoint"
 )
 
-func testNodes(n int) []Node {
-	out := make([]Node, n)
+// node is a test node: its name, else its address, is its ID.
+type node struct{ Name, Address string }
+
+func (n node) ID() string {
+	if n.Name != "" {
+		return n.Name
+	}
+	return n.Address
+}
+
+func testNodes(n int) []node {
+	out := make([]node, n)
 	for i := range out {
-		out[i] = Node{Name: fmt.Sprintf("w%d", i), Address: fmt.Sprintf("192.0.2.%d", i+1)}
+		out[i] = node{Name: fmt.Sprintf("w%d", i), Address: fmt.Sprintf("192.0.2.%d", i+1)}
 	}
 	return out
 }
@@ -23,7 +35,7 @@ func testNodes(n int) []Node {
 func TestForEachNodeBoundsConcurrency(t *testing.T) {
 	nodes := testNodes(40)
 	var running, peak, calls atomic.Int32
-	err := ForEachNode(context.Background(), nodes, FanoutOptions{Concurrency: 5}, func(ctx context.Context, n Node) error {
+	err := Each(context.Background(), nodes, Options{Concurrency: 5}, func(ctx context.Context, n node) error {
 		calls.Add(1)
 		cur := running.Add(1)
 		for {
@@ -54,7 +66,7 @@ func TestForEachNodeSlowNodeHoldsNoBatch(t *testing.T) {
 	var done atomic.Int32
 	release := make(chan struct{})
 	ctx := t.Context() // a deadlock hangs here; the test timeout reports it
-	err := ForEachNode(ctx, nodes, FanoutOptions{Concurrency: 2}, func(ctx context.Context, n Node) error {
+	err := Each(ctx, nodes, Options{Concurrency: 2}, func(ctx context.Context, n node) error {
 		if n.Name == "w0" {
 			select {
 			case <-release:
@@ -77,7 +89,7 @@ func TestForEachNodeOneFailure(t *testing.T) {
 	nodes := testNodes(5)
 	errBoom := errors.New("boom")
 	var ok atomic.Int32
-	err := ForEachNode(context.Background(), nodes, FanoutOptions{Op: "connect"}, func(ctx context.Context, n Node) error {
+	err := Each(context.Background(), nodes, Options{Op: "connect"}, func(ctx context.Context, n node) error {
 		if n.Name == "w3" {
 			return fmt.Errorf("dial: %w", errBoom)
 		}
@@ -91,9 +103,9 @@ func TestForEachNodeOneFailure(t *testing.T) {
 	if !errors.As(err, &me) || len(me.Errors) != 1 {
 		t.Fatalf("err = %v, want a *multierror.Error with one error", err)
 	}
-	var ne *NodeError
+	var ne *checkpoint.NodeError
 	if !errors.As(err, &ne) {
-		t.Fatalf("errors.As(*NodeError) failed on %v", err)
+		t.Fatalf("errors.As(*checkpoint.NodeError) failed on %v", err)
 	}
 	if ne.Node != "w3" || ne.Op != "connect" {
 		t.Errorf("NodeError = %+v, want node w3 op connect", ne)
@@ -104,14 +116,14 @@ func TestForEachNodeOneFailure(t *testing.T) {
 	if !errors.Is(err, errBoom) {
 		t.Errorf("errors.Is(err, errBoom) = false through the multierror")
 	}
-	if diff := cmp.Diff([]string{"w3"}, FailedNodes(err)); diff != "" {
+	if diff := cmp.Diff([]string{"w3"}, checkpoint.FailedNodes(err)); diff != "" {
 		t.Errorf("FailedNodes (-want +got):\n%s", diff)
 	}
 }
 
 func TestFanoutResultsAndErrorsInNodeOrder(t *testing.T) {
 	nodes := testNodes(6)
-	res, err := Fanout(context.Background(), nodes, FanoutOptions{Concurrency: 3}, func(ctx context.Context, n Node) (string, error) {
+	res, err := Map(context.Background(), nodes, Options{Concurrency: 3}, func(ctx context.Context, n node) (string, error) {
 		if n.Name == "w1" || n.Name == "w4" {
 			// Finish the later node first: order must still follow nodes.
 			if n.Name == "w1" {
@@ -128,7 +140,7 @@ func TestFanoutResultsAndErrorsInNodeOrder(t *testing.T) {
 	if diff := cmp.Diff(want, res); diff != "" {
 		t.Errorf("results (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"w1", "w4", "w5"}, FailedNodes(err)); diff != "" {
+	if diff := cmp.Diff([]string{"w1", "w4", "w5"}, checkpoint.FailedNodes(err)); diff != "" {
 		t.Errorf("FailedNodes (-want +got):\n%s", diff)
 	}
 	var me *multierror.Error
@@ -146,7 +158,7 @@ func TestForEachNodeCancellationStopsPromptly(t *testing.T) {
 	// Every started call returns only once it sees the cancellation: if
 	// ForEachNode did not pass it on, the test would hang (and its timeout
 	// would say so).
-	err := ForEachNode(ctx, nodes, FanoutOptions{Concurrency: 4}, func(ctx context.Context, n Node) error {
+	err := Each(ctx, nodes, Options{Concurrency: 4}, func(ctx context.Context, n node) error {
 		if started.Add(1) == 4 {
 			cancel()
 		}
@@ -162,15 +174,15 @@ func TestForEachNodeCancellationStopsPromptly(t *testing.T) {
 	if !errors.Is(err, ErrNotStarted) {
 		t.Errorf("errors.Is(err, ErrNotStarted) = false: the unstarted nodes must be reported")
 	}
-	if n := len(FailedNodes(err)); n != 100 {
+	if n := len(checkpoint.FailedNodes(err)); n != 100 {
 		t.Errorf("%d nodes reported failed, want all 100 (running ones cancelled, others not started)", n)
 	}
 }
 
 func TestFanoutRefusesDuplicateIDs(t *testing.T) {
-	nodes := []Node{{Address: "192.0.2.1"}, {Name: "192.0.2.1", Address: "192.0.2.9"}}
+	nodes := []node{{Address: "192.0.2.1"}, {Name: "192.0.2.1", Address: "192.0.2.9"}}
 	called := false
-	err := ForEachNode(context.Background(), nodes, FanoutOptions{}, func(ctx context.Context, n Node) error {
+	err := Each(context.Background(), nodes, Options{}, func(ctx context.Context, n node) error {
 		called = true
 		return nil
 	})
@@ -180,14 +192,14 @@ func TestFanoutRefusesDuplicateIDs(t *testing.T) {
 }
 
 func TestFailedNodesEmpty(t *testing.T) {
-	if got := FailedNodes(nil); got != nil {
-		t.Errorf("FailedNodes(nil) = %v", got)
+	if got := checkpoint.FailedNodes(nil); got != nil {
+		t.Errorf("checkpoint.FailedNodes(nil) = %v", got)
 	}
-	if got := FailedNodes(errors.New("plain")); got != nil {
-		t.Errorf("FailedNodes(plain) = %v", got)
+	if got := checkpoint.FailedNodes(errors.New("plain")); got != nil {
+		t.Errorf("checkpoint.FailedNodes(plain) = %v", got)
 	}
-	wrapped := fmt.Errorf("deploy: %w", &NodeError{Node: "h", Err: errors.New("x")})
-	if diff := cmp.Diff([]string{"h"}, FailedNodes(wrapped)); diff != "" {
-		t.Errorf("FailedNodes(wrapped) (-want +got):\n%s", diff)
+	wrapped := fmt.Errorf("deploy: %w", &checkpoint.NodeError{Node: "h", Err: errors.New("x")})
+	if diff := cmp.Diff([]string{"h"}, checkpoint.FailedNodes(wrapped)); diff != "" {
+		t.Errorf("checkpoint.FailedNodes(wrapped) (-want +got):\n%s", diff)
 	}
 }

@@ -1,4 +1,4 @@
-package dashboard
+package raydash
 
 import (
 	"bytes"
@@ -47,7 +47,7 @@ func (c Config) String() string {
 	if c.Token != "" {
 		tok = "REDACTED"
 	}
-	return fmt.Sprintf("dashboard.Config{BaseURL: %q, Token: %q}", c.BaseURL, tok)
+	return fmt.Sprintf("raydash.Config{BaseURL: %q, Token: %q}", c.BaseURL, tok)
 }
 
 // LogValue makes slog print the Config with the token redacted.

@@ -3,13 +3,10 @@ package service
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/raydeploy/sdk/internal/dockerx"
 )
 
 // Placement says on which nodes a service runs.
@@ -187,49 +184,4 @@ func (s Spec) Validate() error {
 // ContainerName is the name of the service's container in the cluster.
 func (s Spec) ContainerName(cluster string) string {
 	return cluster + "-" + s.Name
-}
-
-// Container returns the container spec for one node, with the ownership
-// labels (cluster, role = service name) set. Internal to the SDK.
-func (s Spec) Container(cluster string) dockerx.ContainerSpec {
-	labels := maps.Clone(s.Labels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels[dockerx.LabelCluster] = cluster
-	labels[dockerx.LabelRole] = s.Name
-	network := s.NetworkMode
-	if network == "" {
-		network = "host"
-	}
-	restart := s.Restart
-	if restart == "" {
-		restart = "unless-stopped"
-	}
-	c := dockerx.ContainerSpec{
-		Name:        s.ContainerName(cluster),
-		Image:       s.Image,
-		Entrypoint:  s.Entrypoint,
-		Cmd:         s.Command,
-		Env:         s.Env,
-		Labels:      labels,
-		NetworkMode: network,
-		Privileged:  s.Privileged,
-		CapAdd:      s.CapAdd,
-		PIDMode:     s.PIDMode,
-		User:        s.User,
-		Restart:     restart,
-		ShmSize:     s.ShmSize,
-		GPUs:        s.GPUs,
-	}
-	for _, p := range s.Ports {
-		c.Ports = append(c.Ports, dockerx.Port{Container: p.Container, Host: p.Host, Protocol: p.Protocol})
-	}
-	for _, m := range s.Mounts {
-		c.Mounts = append(c.Mounts, dockerx.Mount{Type: m.Type, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
-	}
-	for _, u := range s.Ulimits {
-		c.Ulimits = append(c.Ulimits, dockerx.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
-	}
-	return c
 }

@@ -10,21 +10,6 @@ import (
 	"strings"
 )
 
-// Built-in Ray defaults.
-const (
-	// DefaultRayVersion is the Ray release deployed when none is set.
-	DefaultRayVersion = "2.58.0"
-	// DefaultRayImageRepo is the image repository; the tag is the version.
-	DefaultRayImageRepo = "rayproject/ray"
-	// DefaultTokenEnv names the variable holding the Ray auth token, as Ray
-	// itself reads it (RAY_AUTH_TOKEN).
-	DefaultTokenEnv = "RAY_AUTH_TOKEN"
-	// MaxShmSize caps the automatic /dev/shm size (Ray's launcher: 200 GB).
-	MaxShmSize ByteSize = 200_000_000_000
-	// MinTokenAuthVersion is the first Ray release with token auth.
-	MinTokenAuthVersion = "2.52.0"
-)
-
 // RayConfig says how Ray runs in Docker on every node.
 type RayConfig struct {
 	// Version is the Ray release (x.y.z), default DefaultRayVersion. Every
@@ -74,14 +59,6 @@ type RayPorts struct {
 	ServeHTTP int `json:"serve_http,omitempty" yaml:"serve_http,omitempty"`
 }
 
-// DefaultRayPorts returns Ray's default ports.
-func DefaultRayPorts() RayPorts {
-	return RayPorts{
-		GCS: 6379, Dashboard: 8265, Client: 10001, Metrics: 8080,
-		MinWorkerPort: 10002, MaxWorkerPort: 19999, DashboardAgent: 52365, ServeHTTP: 8000,
-	}
-}
-
 // TokenAuth configures Ray's token authentication. The token itself is never
 // part of the configuration or the saved state: TokenEnv names the
 // environment variable of the deploying process that holds it.
@@ -90,33 +67,6 @@ type TokenAuth struct {
 	Enabled bool `json:"enabled,omitempty" yaml:"enabled,omitempty"`
 	// TokenEnv names the variable holding the token, default RAY_AUTH_TOKEN.
 	TokenEnv string `json:"token_env,omitempty" yaml:"token_env,omitempty"`
-}
-
-// ApplyDefaults fills the built-in defaults into r in place.
-func (r *RayConfig) ApplyDefaults() {
-	if r.Version == "" {
-		r.Version = DefaultRayVersion
-	}
-	if r.Image == "" {
-		r.Image = DefaultRayImageRepo + ":" + r.Version
-	}
-	d := DefaultRayPorts()
-	for _, f := range []struct {
-		v *int
-		d int
-	}{
-		{&r.Ports.GCS, d.GCS}, {&r.Ports.Dashboard, d.Dashboard}, {&r.Ports.Client, d.Client},
-		{&r.Ports.Metrics, d.Metrics}, {&r.Ports.MinWorkerPort, d.MinWorkerPort},
-		{&r.Ports.MaxWorkerPort, d.MaxWorkerPort}, {&r.Ports.DashboardAgent, d.DashboardAgent},
-		{&r.Ports.ServeHTTP, d.ServeHTTP},
-	} {
-		if *f.v == 0 {
-			*f.v = f.d
-		}
-	}
-	if r.TokenAuth.Enabled && r.TokenAuth.TokenEnv == "" {
-		r.TokenAuth.TokenEnv = DefaultTokenEnv
-	}
 }
 
 // AutoShmSize is Ray's launcher rule for /dev/shm:

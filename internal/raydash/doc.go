@@ -1,4 +1,4 @@
-// Package dashboard is a Go client of the Ray dashboard's HTTP API (the head
+// Package raydash is a Go client of the Ray dashboard's HTTP API (the head
 // node, port 8265 by default): version and GCS health, the node lists, the
 // cluster status, the Jobs REST API and the Serve REST API.
 //
@@ -8,4 +8,4 @@
 // When the cluster uses token authentication (RAY_AUTH_MODE=token), set
 // Config.Token; it is sent as "Authorization: Bearer <token>" and never appears
 // in errors, logs or String output.
-package dashboard
+package raydash

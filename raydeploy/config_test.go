@@ -72,14 +72,14 @@ func TestValidateFieldPaths(t *testing.T) {
 		{"bad label prefix", func(c *Cluster) { c.Head.Labels = map[string]string{"Example.COM/rack": "r1"} }, []string{`head.labels: key "Example.COM/rack": prefix must be a lower-case DNS subdomain`}},
 		{"reserved label prefix", func(c *Cluster) { c.Head.Labels = map[string]string{"ray.io/node-type": "x"} }, []string{`head.labels: key "ray.io/node-type": the ray.io/ prefix is reserved for Ray`}},
 		{"bad label value", func(c *Cluster) { c.Head.Labels = map[string]string{"rack": "a b"} }, []string{`head.labels.rack: value "a b" must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit`}},
-		{"negative cpus", func(c *Cluster) { c.Workers[0].Resources.CPUs = Ptr(-2) }, []string{"workers[0].resources.cpus: -2 must not be negative"}},
-		{"negative gpus", func(c *Cluster) { c.Workers[0].Resources.GPUs = Ptr(-1) }, []string{"workers[0].resources.gpus: -1 must not be negative"}},
+		{"negative cpus", func(c *Cluster) { c.Workers[0].Resources.CPUs = new(-2) }, []string{"workers[0].resources.cpus: -2 must not be negative"}},
+		{"negative gpus", func(c *Cluster) { c.Workers[0].Resources.GPUs = new(-1) }, []string{"workers[0].resources.gpus: -1 must not be negative"}},
 		{"negative memory", func(c *Cluster) { c.Head.Resources.Memory = -5 }, []string{"head.resources.memory: -5 must not be negative"}},
 		{"cpu fraction above 1", func(c *Cluster) { c.Workers[2].Resources.CPUFraction = 1.5 }, []string{"workers[2].resources.cpu_fraction: 1.5 outside (0,1]"}},
 		{"cpu fraction negative", func(c *Cluster) { c.Workers[2].Resources.CPUFraction = -0.1 }, []string{"workers[2].resources.cpu_fraction: -0.1 outside (0,1]"}},
 		{"memory fraction", func(c *Cluster) { c.Ray.Resources.MemoryFraction = 2 }, []string{"ray.resources.memory_fraction: 2 outside (0,1]"}},
 		{"cpus and fraction", func(c *Cluster) {
-			c.Head.Resources.CPUs = Ptr(4)
+			c.Head.Resources.CPUs = new(4)
 			c.Head.Resources.CPUFraction = 0.5
 		}, []string{"head.resources.cpu_fraction: exclusive with cpus"}},
 		{"memory and fraction", func(c *Cluster) {
@@ -176,7 +176,7 @@ func TestWithDefaultsPrecedence(t *testing.T) {
 			Auth: Auth{KeyFile: "~/.ssh/cluster", SudoPasswordEnv: "SUDO_PW"},
 			Jump: &JumpHost{Address: "bastion.example.net"},
 		},
-		Head: Node{Address: "192.0.2.10", Resources: Resources{CPUs: Ptr(0)}},
+		Head: Node{Address: "192.0.2.10", Resources: Resources{CPUs: new(0)}},
 		Workers: []Node{
 			{Name: "w1", Address: "192.0.2.11", Port: 22, User: "admin", Auth: Auth{KeyFile: "/keys/w1", Agent: true},
 				Resources: Resources{Custom: map[string]float64{"tts": 2}}},
@@ -184,7 +184,7 @@ func TestWithDefaultsPrecedence(t *testing.T) {
 		},
 		Ray: RayConfig{
 			Version:   "2.57.0",
-			Resources: Resources{CPUFraction: 0.8, MemoryFraction: 0.8, GPUs: Ptr(1), Custom: map[string]float64{"tts": 1, "x": 1}},
+			Resources: Resources{CPUFraction: 0.8, MemoryFraction: 0.8, GPUs: new(1), Custom: map[string]float64{"tts": 1, "x": 1}},
 		},
 	}
 	orig := c.clone()
@@ -203,19 +203,19 @@ func TestWithDefaultsPrecedence(t *testing.T) {
 		},
 		Head: Node{Name: "192.0.2.10", Address: "192.0.2.10", Port: 2200, User: "localuser",
 			Auth:      Auth{KeyFile: key, SudoPasswordEnv: "SUDO_PW"},
-			Resources: Resources{CPUs: Ptr(0), GPUs: Ptr(1), MemoryFraction: 0.8, Custom: map[string]float64{"tts": 1, "x": 1}}},
+			Resources: Resources{CPUs: new(0), GPUs: new(1), MemoryFraction: 0.8, Custom: map[string]float64{"tts": 1, "x": 1}}},
 		Workers: []Node{
 			{Name: "w1", Address: "192.0.2.11", Port: 22, User: "admin",
 				Auth:      Auth{KeyFile: "/keys/w1", Agent: true, SudoPasswordEnv: "SUDO_PW"},
-				Resources: Resources{GPUs: Ptr(1), CPUFraction: 0.8, MemoryFraction: 0.8, Custom: map[string]float64{"tts": 2, "x": 1}}},
+				Resources: Resources{GPUs: new(1), CPUFraction: 0.8, MemoryFraction: 0.8, Custom: map[string]float64{"tts": 2, "x": 1}}},
 			{Name: "w2", Address: "192.0.2.12", Port: 2200, User: "localuser",
 				Auth:      Auth{KeyFile: key, SudoPasswordEnv: "SUDO_PW"},
-				Resources: Resources{GPUs: Ptr(1), CPUFraction: 0.8, Memory: 1 << 30, Custom: map[string]float64{"tts": 1, "x": 1}}},
+				Resources: Resources{GPUs: new(1), CPUFraction: 0.8, Memory: 1 << 30, Custom: map[string]float64{"tts": 1, "x": 1}}},
 		},
 		StateDir: filepath.Join(home, ".local", "state", "raydeploy", "lab"),
 		Ray: RayConfig{
 			Version: "2.57.0", Image: "rayproject/ray:2.57.0", Ports: DefaultRayPorts(),
-			Resources: Resources{CPUFraction: 0.8, MemoryFraction: 0.8, GPUs: Ptr(1), Custom: map[string]float64{"tts": 1, "x": 1}},
+			Resources: Resources{CPUFraction: 0.8, MemoryFraction: 0.8, GPUs: new(1), Custom: map[string]float64{"tts": 1, "x": 1}},
 		},
 	}
 	if diff := cmp.Diff(want, d); diff != "" {
