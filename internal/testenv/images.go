@@ -62,7 +62,22 @@ func (r ImageRecipe) Tag(suite string) string {
 	for _, c := range r.Commands {
 		fmt.Fprintf(h, "cmd=%s\n", c)
 	}
-	return "raydeploy-testenv/" + r.Name + ":" + hex.EncodeToString(h.Sum(nil))[:16]
+	return imageRepo(r.Name) + ":" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// ImageRepoEnv names the repository prefix of every image testenv builds
+// (default raydeploy-testenv). Setting it to a fresh name measures a cold
+// start without touching the shared image cache: nothing is found, so every
+// image is built again, under that prefix.
+const ImageRepoEnv = "RAYDEPLOY_TESTENV_IMAGES"
+
+// imageRepo returns the repository of the testenv image called name.
+func imageRepo(name string) string {
+	prefix := os.Getenv(ImageRepoEnv)
+	if prefix == "" {
+		prefix = "raydeploy-testenv"
+	}
+	return prefix + "/" + name
 }
 
 // DebianImage returns the tag of the image the recipe describes, building it
@@ -116,7 +131,7 @@ func lockBuilds(ctx context.Context) (func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("testenv: build lock: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "build.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, strings.ReplaceAll(imageRepo("build.lock"), "/", "-")), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("testenv: build lock: %w", err)
 	}
