@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,15 +122,18 @@ func imageExists(pool *dockertest.Pool, tag string) bool {
 	return err == nil
 }
 
-// lockBuilds takes an exclusive flock on a file in the user's cache directory.
+// lockBuilds takes an exclusive flock on a file in a directory of this user
+// under the system's temporary directory (not the home directory: tests
+// depend on nothing there). The directory must be this user's own, mode 0700.
 func lockBuilds(ctx context.Context) (func(), error) {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	dir = filepath.Join(dir, "raydeploy-testenv")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("raydeploy-testenv-%d", os.Getuid()))
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("testenv: build lock: %w", err)
+	}
+	if fi, err := os.Lstat(dir); err != nil {
+		return nil, fmt.Errorf("testenv: build lock: %w", err)
+	} else if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || int(st.Uid) != os.Getuid() || fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("testenv: build lock: %s is not a directory of this user with mode 0700", dir)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, strings.ReplaceAll(imageRepo("build.lock"), "/", "-")), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
