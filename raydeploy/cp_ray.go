@@ -244,6 +244,10 @@ func (d *Deployer) distributeImage(ctx context.Context, image string, nodes []No
 		return err
 	}
 	defer cleanup()
+	var size int64
+	if fi, err := os.Stat(file); err == nil {
+		size = fi.Size()
+	}
 	return d.fanout(ctx, nodes, "image", func(ctx context.Context, n Node) error {
 		e, err := d.conn.docker(ctx, n)
 		if err != nil {
@@ -252,13 +256,10 @@ func (d *Deployer) distributeImage(ctx context.Context, image string, nodes []No
 		if file == "" {
 			return e.Pull(ctx, image, nil)
 		}
-		last := time.Now()
-		return dockerx.SideLoad(ctx, file, image, wantID, e, func(node string, sent int64) {
-			if time.Since(last) > 2*time.Second {
-				last = time.Now()
-				d.log.Info("side-loading image", "node", node, "image", image, "sent_mib", sent>>20)
-			}
-		})
+		sent, finish := d.transferProgress(ctx, n.ID(), image, size)
+		err = dockerx.SideLoad(ctx, file, image, wantID, e, func(_ string, n int64) { sent.Store(n) })
+		finish(err)
+		return err
 	})
 }
 

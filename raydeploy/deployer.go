@@ -46,6 +46,9 @@ type Options struct {
 	Approver approval.Approver
 	// Events receives progress events (checkpoint and node transitions).
 	Events checkpoint.EventSink
+	// Progress, if set, receives the progress of long transfers (image
+	// side-loads) at least every second per node; see TransferProgress.
+	Progress func(TransferProgress)
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Concurrency bounds how many nodes are worked on at once (default

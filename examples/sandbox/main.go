@@ -27,6 +27,7 @@ import (
 
 	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/internal/progress"
 	"github.com/raydeploy/sdk/internal/testenv"
 	"github.com/raydeploy/sdk/monitoring"
 	"github.com/raydeploy/sdk/raydeploy"
@@ -43,16 +44,32 @@ func main() {
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Progress of image builds and side-loads: one live line on a
+	// terminal, a plain line every few seconds otherwise. Logs and the
+	// report go through the same printer so they never tear the live line.
+	width := progress.Terminal(os.Stderr)
+	pr := progress.New(os.Stderr, width)
+	var out io.Writer = os.Stdout
+	if width > 0 && progress.Terminal(os.Stdout) > 0 {
+		out = pr.Writer()
+	}
+	log := slog.New(slog.NewTextHandler(pr.Writer(), &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *nodes, *dir, *hold, *deploy, os.Stdout, log); err != nil {
+	ctx = testenv.WithProgress(ctx, func(p testenv.BuildProgress) {
+		if p.Done {
+			pr.Done("build "+p.Image, "")
+			return
+		}
+		pr.Update("build "+p.Image, fmt.Sprintf("building %s: %s (%s)", p.Image, p.Step, p.Elapsed.Round(time.Second)))
+	})
+	if err := run(ctx, *nodes, *dir, *hold, *deploy, out, log, pr); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy bool, out io.Writer, log *slog.Logger) error {
+func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy bool, out io.Writer, log *slog.Logger, pr *progress.Printer) error {
 	start := time.Now()
 	logf := func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }
 	env, err := testenv.Start(ctx, testenv.Options{Nodes: nodes, Logf: logf, DeployPassword: "sandbox-" + randomWord()})
@@ -91,7 +108,7 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	fmt.Fprintf(out, "config: %s\n", cfgPath)
 
 	if deploy {
-		if err := deployInto(ctx, env, cfgPath, out, logf); err != nil {
+		if err := deployInto(ctx, env, cfgPath, out, logf, pr); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "\nRay dashboard: ssh -i %s -o UserKnownHostsFile=%s -N -L 8265:127.0.0.1:8265 %s@%s, then http://127.0.0.1:8265\n",
@@ -141,7 +158,7 @@ func writeFiles(env *testenv.Cluster, dir string) (string, error) {
 
 // deployInto deploys Ray into the sandbox nodes twice, the second time a
 // no-op, and prints how long each checkpoint took.
-func deployInto(ctx context.Context, env *testenv.Cluster, cfgPath string, out io.Writer, logf func(string, ...any)) error {
+func deployInto(ctx context.Context, env *testenv.Cluster, cfgPath string, out io.Writer, logf func(string, ...any), pr *progress.Printer) error {
 	image, err := testenv.TestRayImage(ctx, env.Pool(), logf)
 	if err != nil {
 		return err
@@ -166,13 +183,16 @@ func deployInto(ctx context.Context, env *testenv.Cluster, cfgPath string, out i
 		GrafanaImage: mon.Grafana, CAdvisorImage: mon.CAdvisor,
 	}
 
-	first, err := timedDeploy(ctx, cluster, stack, out, "first deploy")
+	sideLoad := func(p raydeploy.TransferProgress) {
+		pr.Transfer("side-load "+p.Node+" "+p.Image, fmt.Sprintf("side-load %s to %s", p.Image, p.Node), p.Sent, p.Total, p.Elapsed, p.Done, p.Err)
+	}
+	first, err := timedDeploy(ctx, cluster, stack, out, "first deploy", sideLoad)
 	if err != nil {
 		return err
 	}
 	var noop []time.Duration
 	for i := range 3 {
-		took, err := timedDeploy(ctx, cluster, stack, out, fmt.Sprintf("no-op re-run %d", i+1))
+		took, err := timedDeploy(ctx, cluster, stack, out, fmt.Sprintf("no-op re-run %d", i+1), sideLoad)
 		if err != nil {
 			return err
 		}
@@ -186,7 +206,7 @@ func deployInto(ctx context.Context, env *testenv.Cluster, cfgPath string, out i
 
 // timedDeploy runs one Deploy and prints one line per checkpoint with its
 // outcome and duration.
-func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, stack *monitoring.Stack, out io.Writer, title string) (time.Duration, error) {
+func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, stack *monitoring.Stack, out io.Writer, title string, sideLoad func(raydeploy.TransferProgress)) (time.Duration, error) {
 	var mu sync.Mutex
 	started := map[string]time.Time{}
 	lines := []string{}
@@ -207,6 +227,7 @@ func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, stack *monitor
 	d, err := raydeploy.New(cluster, raydeploy.Options{
 		Approver:   approval.NewAuto("sandbox", true),
 		Events:     sink,
+		Progress:   sideLoad,
 		Monitoring: stack,
 	})
 	if err != nil {
