@@ -21,7 +21,18 @@ const (
 	AuditDecision = "decision"
 	AuditError    = "error"
 	AuditOutcome  = "outcome"
+	// AuditAPI records a mutating request made through an API (Actor says who and from where).
+	AuditAPI = "api"
 )
+
+// Actor is who made an API request and from where, as an audit record keeps it.
+type Actor struct {
+	Principal string `json:"principal"`
+	Remote    string `json:"remote"`
+	Method    string `json:"method,omitempty"`
+	Path      string `json:"path,omitempty"`
+	Status    int    `json:"status,omitempty"`
+}
 
 // GenesisHash is the Prev of the first audit record: the SHA-256 of nothing.
 var GenesisHash = hashHex(nil)
@@ -38,6 +49,7 @@ type AuditRecord struct {
 	Decision   *Decision `json:"decision,omitempty"`
 	Outcome    string    `json:"outcome,omitempty"`
 	Error      string    `json:"error,omitempty"`
+	Actor      *Actor    `json:"actor,omitempty"`
 	Prev       string    `json:"prev"`
 	Hash       string    `json:"hash"`
 }

@@ -1,6 +1,7 @@
 package sshx
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -19,11 +20,17 @@ import (
 // trust-on-first-use, records the keys of hosts not in it yet. It is safe
 // for concurrent use; appends are serialized by a mutex and an exclusive
 // flock on the file (so separate processes and separate HostKeys values on
-// the same file are safe too), and the file is re-read before each decision.
+// the same file are safe too), and the file is re-read before each decision
+// (re-parsed only when its bytes changed: parsing every line on every dial
+// made connecting N nodes cost N² line parses).
 type HostKeys struct {
 	path string
 	tofu bool
 	mu   sync.Mutex
+
+	cacheMu sync.Mutex
+	content []byte              // the file's bytes that cached was parsed from
+	cached  ssh.HostKeyCallback // nil: nothing cached
 }
 
 // NewHostKeys returns a HostKeys for the known_hosts file at path.
@@ -34,14 +41,31 @@ func NewHostKeys(path string, trustOnFirstUse bool) *HostKeys {
 // Path returns the known_hosts file.
 func (h *HostKeys) Path() string { return h.path }
 
-// load parses the file; a missing file is an empty one.
+// load reads the file and parses it unless it holds the same bytes as when
+// it was last parsed; a missing file is an empty one.
 func (h *HostKeys) load() (ssh.HostKeyCallback, error) {
+	before, rerr := os.ReadFile(h.path)
+	if rerr == nil {
+		h.cacheMu.Lock()
+		cb := h.cached
+		same := cb != nil && bytes.Equal(before, h.content)
+		h.cacheMu.Unlock()
+		if same {
+			return cb, nil
+		}
+	}
 	cb, err := knownhosts.New(h.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return func(string, net.Addr, ssh.PublicKey) error { return &knownhosts.KeyError{} }, nil
 	}
 	if err != nil {
 		return nil, NonRetryable(fmt.Errorf("sshx: read known_hosts %s: %w", h.path, err))
+	}
+	// Cache only what was certainly parsed: the same bytes before and after.
+	if after, err := os.ReadFile(h.path); rerr == nil && err == nil && bytes.Equal(before, after) {
+		h.cacheMu.Lock()
+		h.content, h.cached = before, cb
+		h.cacheMu.Unlock()
 	}
 	return cb, nil
 }

@@ -1,0 +1,404 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/monitoring"
+	"github.com/raydeploy/sdk/raydeploy"
+)
+
+// The seed's status shapes. Extra fields (this server's additions) are
+// marked in the OpenAPI document; a seed client ignores them.
+
+// CheckpointStatus is the seed's CheckpointStatus, from the ledger.
+type CheckpointStatus struct {
+	Checkpoint    string                          `json:"checkpoint"`
+	Status        string                          `json:"status"`
+	Nodes         map[string]NodeCheckpointStatus `json:"nodes"`
+	TotalNodes    int                             `json:"total_nodes"`
+	PassedNodes   int                             `json:"passed_nodes"`
+	Message       string                          `json:"message"`
+	Description   string                          `json:"description"`
+	NeedsApproval bool                            `json:"approval_required"`
+	Destructive   bool                            `json:"destructive_operation"`
+	LedgerStatus  string                          `json:"ledger_status"`
+	PlanDigest    string                          `json:"plan_digest,omitempty"`
+	StartedAt     *time.Time                      `json:"started_at,omitempty"`
+	EndedAt       *time.Time                      `json:"ended_at,omitempty"`
+	ApprovedBy    string                          `json:"approved_by,omitempty"`
+}
+
+// NodeCheckpointStatus is the seed's NodeCheckpointStatus.
+type NodeCheckpointStatus struct {
+	Checkpoint   string     `json:"checkpoint,omitempty"`
+	Status       string     `json:"status"`
+	Timestamp    *time.Time `json:"timestamp,omitempty"`
+	NeedsApprove bool       `json:"approval_required"`
+	Destructive  bool       `json:"destructive_operation"`
+	LedgerStatus string     `json:"ledger_status"`
+	StartedAt    *time.Time `json:"started_at,omitempty"`
+	Summary      string     `json:"summary,omitempty"`
+	Error        string     `json:"error,omitempty"`
+}
+
+// ClusterHealth is the seed's ClusterHealth, from the last validation report.
+type ClusterHealth struct {
+	OverallStatus string          `json:"overall_status"`
+	RayCluster    HealthPart      `json:"ray_cluster"`
+	Monitoring    MonitoringPart  `json:"monitoring"`
+	Containers    ContainerCounts `json:"containers"`
+	Endpoints     EndpointCounts  `json:"endpoints"`
+	AsOf          *time.Time      `json:"as_of"`
+	Source        string          `json:"source"`
+}
+
+// HealthPart is the Ray part of ClusterHealth.
+type HealthPart struct {
+	Status string `json:"status"`
+	Nodes  int    `json:"nodes"`
+}
+
+// MonitoringPart is the monitoring part of ClusterHealth.
+type MonitoringPart struct {
+	Status   string   `json:"status"`
+	Services []string `json:"services"`
+}
+
+// ContainerCounts counts the Ray containers validation found.
+type ContainerCounts struct {
+	Total   int `json:"total"`
+	Running int `json:"running"`
+}
+
+// EndpointCounts counts the endpoints validation checked.
+type EndpointCounts struct {
+	Healthy int `json:"healthy"`
+	Total   int `json:"total"`
+}
+
+// ClusterStatus is the seed's ClusterStatus.
+type ClusterStatus struct {
+	Cluster              string                      `json:"cluster"`
+	DeploymentStatus     string                      `json:"deployment_status"`
+	CompletedCheckpoints []string                    `json:"completed_checkpoints"`
+	TotalCheckpoints     int                         `json:"total_checkpoints"`
+	CheckpointDetails    map[string]CheckpointStatus `json:"checkpoint_details"`
+	Checkpoints          []string                    `json:"checkpoints"`
+	ClusterHealth        ClusterHealth               `json:"cluster_health"`
+	LastUpdated          time.Time                   `json:"last_updated"`
+	RunningExecution     string                      `json:"running_execution,omitempty"`
+	PendingApprovals     int                         `json:"pending_approvals"`
+	Links                []Link                      `json:"links"`
+}
+
+// Link points at one of the cluster's web interfaces.
+type Link struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+}
+
+// NodeInfo is the seed's NodeInfo.
+type NodeInfo struct {
+	Name       string     `json:"name"`
+	IP         string     `json:"ip"`
+	Role       string     `json:"role"`
+	Status     string     `json:"status"`
+	Containers []string   `json:"containers"`
+	StatusAsOf *time.Time `json:"status_as_of"`
+}
+
+// NodeDetails is the seed's NodeDetails.
+type NodeDetails struct {
+	Name        string                 `json:"name"`
+	IP          string                 `json:"ip"`
+	Role        string                 `json:"role"`
+	Status      string                 `json:"status"`
+	SystemInfo  map[string]string      `json:"system_info"`
+	Containers  []NodeContainer        `json:"containers"`
+	Checkpoints []NodeCheckpointStatus `json:"checkpoints"`
+	StatusAsOf  *time.Time             `json:"status_as_of"`
+}
+
+// NodeContainer is a container of NodeDetails.
+type NodeContainer struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Image  string `json:"image"`
+}
+
+// Dashboard is the seed's Dashboard: one Grafana dashboard provisioned by monitoring-deployment.
+type Dashboard struct {
+	ID          string `json:"id"`
+	Title       string `json:"title"`
+	URL         string `json:"url"`
+	Description string `json:"description"`
+}
+
+// seedStatus maps a ledger status to the seed's checkpoint status enum.
+func seedStatus(st checkpoint.Status) string {
+	switch st {
+	case checkpoint.StatusSucceeded, checkpoint.StatusSkippedSatisfied:
+		return "PASSED"
+	case checkpoint.StatusFailed:
+		return "FAILED"
+	case checkpoint.StatusRunning:
+		return "IN_PROGRESS"
+	}
+	return "NOT_FOUND"
+}
+
+func tp(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// readLedger reads the ledger file without creating or locking anything.
+func readLedger(stateDir string) (*checkpoint.Ledger, error) {
+	path := filepath.Join(stateDir, checkpoint.LedgerFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return checkpoint.NewLedger(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	return checkpoint.DecodeLedger(checkpoint.LedgerFile, data)
+}
+
+// snapshot is what status answers are made of: the checkpoint list and the
+// ledger, both read from disk.
+type snapshot struct {
+	infos  []checkpoint.Info
+	ledger *checkpoint.Ledger
+	nodes  []raydeploy.Node
+}
+
+func (s *Server) snapshot(ctx context.Context) (*snapshot, error) {
+	d, _ := s.deployer()
+	infos, err := d.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, err := readLedger(d.Cluster().StateDir)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{infos: infos, ledger: l, nodes: d.Cluster().Nodes()}, nil
+}
+
+func (sn *snapshot) info(name string) (checkpoint.Info, bool) {
+	for _, i := range sn.infos {
+		if i.Name == name {
+			return i, true
+		}
+	}
+	return checkpoint.Info{}, false
+}
+
+func (sn *snapshot) checkpointStatus(info checkpoint.Info) CheckpointStatus {
+	cs := CheckpointStatus{
+		Checkpoint: info.Name, Status: "NOT_FOUND", Nodes: map[string]NodeCheckpointStatus{},
+		Description: info.Description, NeedsApproval: info.NeedsApproval || info.Destructive,
+		Destructive: info.Destructive, LedgerStatus: string(checkpoint.StatusPending),
+		TotalNodes: len(sn.nodes), Message: "not run yet",
+	}
+	rec := sn.ledger.Checkpoints[info.Name]
+	if rec == nil {
+		return cs
+	}
+	cs.Status, cs.LedgerStatus = seedStatus(rec.Status), string(rec.Status)
+	cs.PlanDigest, cs.StartedAt, cs.EndedAt = rec.PlanDigest, tp(rec.StartedAt), tp(rec.EndedAt)
+	if rec.Approval != nil {
+		cs.ApprovedBy = rec.Approval.By
+	}
+	for _, n := range sn.nodes {
+		nr := rec.Nodes[n.ID()]
+		if nr == nil || nr.Status == checkpoint.StatusPending {
+			continue
+		}
+		ns := sn.nodeStatus(info, nr)
+		cs.Nodes[n.ID()] = ns
+		if ns.Status == "PASSED" {
+			cs.PassedNodes++
+		}
+	}
+	switch rec.Status {
+	case checkpoint.StatusSucceeded:
+		cs.Message = fmt.Sprintf("succeeded on %d of %d nodes", cs.PassedNodes, cs.TotalNodes)
+	case checkpoint.StatusSkippedSatisfied:
+		cs.Message = "already satisfied, nothing to change"
+	case checkpoint.StatusRunning:
+		cs.Message = "running"
+	case checkpoint.StatusFailed:
+		cs.Message = "failed: " + rec.Error
+	}
+	return cs
+}
+
+func (sn *snapshot) nodeStatus(info checkpoint.Info, nr *checkpoint.NodeRecord) NodeCheckpointStatus {
+	st := seedStatus(nr.Status)
+	if st == "NOT_FOUND" { // pending nodes are left out of the map
+		st = "IN_PROGRESS"
+	}
+	ts := nr.EndedAt
+	if ts.IsZero() {
+		ts = nr.StartedAt
+	}
+	return NodeCheckpointStatus{
+		Checkpoint: info.Name, Status: st, Timestamp: tp(ts), NeedsApprove: info.NeedsApproval || info.Destructive,
+		Destructive: info.Destructive, LedgerStatus: string(nr.Status), StartedAt: tp(nr.StartedAt),
+		Summary: nr.Summary, Error: nr.Error,
+	}
+}
+
+// nodeState is the node's status from the ledger: ONLINE when its most
+// recent record succeeded, OFFLINE when it failed, UNKNOWN without records.
+func (sn *snapshot) nodeState(id string) (string, *time.Time) {
+	var last *checkpoint.NodeRecord
+	for _, rec := range sn.ledger.Checkpoints {
+		nr := rec.Nodes[id]
+		if nr == nil || nr.EndedAt.IsZero() {
+			continue
+		}
+		if last == nil || nr.EndedAt.After(last.EndedAt) {
+			last = nr
+		}
+	}
+	switch {
+	case last == nil:
+		return "UNKNOWN", nil
+	case last.Status == checkpoint.StatusFailed:
+		return "OFFLINE", tp(last.EndedAt)
+	}
+	return "ONLINE", tp(last.EndedAt)
+}
+
+// health reads validation.json (written by final-validation and Validate).
+func (s *Server) health() ClusterHealth {
+	h := ClusterHealth{OverallStatus: "UNKNOWN", RayCluster: HealthPart{Status: "UNKNOWN"},
+		Monitoring: MonitoringPart{Status: "UNKNOWN", Services: []string{}}, Source: "none: no validation report yet"}
+	data, err := os.ReadFile(filepath.Join(s.stateDir(), "validation.json"))
+	if err != nil {
+		return h
+	}
+	var rep raydeploy.ValidationReport
+	if err := strictUnmarshal(data, &rep); err != nil {
+		h.Source = "validation report unreadable"
+		return h
+	}
+	h.AsOf, h.Source = tp(rep.Time), "last validation report"
+	var rayOK, rayAll, monOK, monAll int
+	nodes := map[string]bool{}
+	seen := map[string]bool{}
+	for _, c := range rep.Checks {
+		switch c.Name {
+		case "container":
+			h.Containers.Total++
+			if c.OK {
+				h.Containers.Running++
+			}
+		case "dashboard", "ray-cluster", "ray-nodes", "ray-node", "ray-job", "ray-task":
+			rayAll++
+			if c.OK {
+				rayOK++
+			}
+			if c.Name == "ray-node" && c.OK {
+				nodes[c.Node] = true
+			}
+			if c.Name == "dashboard" {
+				h.Endpoints.Total++
+				if c.OK {
+					h.Endpoints.Healthy++
+				}
+			}
+		default: // a monitoring endpoint
+			monAll++
+			h.Endpoints.Total++
+			if c.OK {
+				monOK++
+				h.Endpoints.Healthy++
+				if !seen[c.Name] {
+					seen[c.Name] = true
+					h.Monitoring.Services = append(h.Monitoring.Services, c.Name)
+				}
+			}
+		}
+	}
+	h.RayCluster = HealthPart{Status: grade(rayOK, rayAll), Nodes: len(nodes)}
+	h.Monitoring.Status = grade(monOK, monAll)
+	ok, all := rayOK+monOK+h.Containers.Running, rayAll+monAll+h.Containers.Total
+	h.OverallStatus = grade(ok, all)
+	return h
+}
+
+func grade(ok, all int) string {
+	switch {
+	case all == 0:
+		return "UNKNOWN"
+	case ok == all:
+		return "HEALTHY"
+	case ok == 0:
+		return "FAILED"
+	}
+	return "DEGRADED"
+}
+
+func (s *Server) links() []Link {
+	d, _ := s.deployer()
+	c := d.Cluster()
+	head := c.Nodes()[0].Address
+	ray := c.Ray.Ports.Dashboard
+	if ray == 0 {
+		ray = raydeploy.DefaultRayPorts().Dashboard
+	}
+	u := func(port int) string { return "http://" + joinHostPort(head, port) }
+	return []Link{
+		{Name: "Ray dashboard", URL: u(ray)},
+		{Name: "Grafana", URL: u(monitoring.DefaultGrafanaPort)},
+		{Name: "Prometheus", URL: u(monitoring.DefaultPrometheusPort)},
+	}
+}
+
+func joinHostPort(host string, port int) string {
+	if ip := parseIPv6(host); ip {
+		return "[" + host + "]:" + strconv.Itoa(port)
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+func parseIPv6(h string) bool {
+	for _, r := range h {
+		if r == ':' {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) dashboards() []Dashboard {
+	base := ""
+	for _, l := range s.links() {
+		if l.Name == "Grafana" {
+			base = l.URL
+		}
+	}
+	mk := func(uid, title, desc string) Dashboard {
+		return Dashboard{ID: uid, Title: title, URL: base + "/d/" + uid, Description: desc}
+	}
+	return []Dashboard{
+		mk(monitoring.DashboardNodesUID, "Raydeploy / Nodes", "System metrics of every node (node-exporter): CPU, memory, disk, network"),
+		mk(monitoring.DashboardContainersUID, "Raydeploy / Containers", "Container resource use on every node (cAdvisor)"),
+		mk(monitoring.DashboardRayUID, "Raydeploy / Ray cluster", "Ray's own metrics: tasks, nodes, resources"),
+	}
+}
