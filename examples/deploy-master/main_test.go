@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/raydeploy"
 )
@@ -379,5 +381,34 @@ func TestNodeCause(t *testing.T) {
 	}
 	if got := nodeCause("w1", inner); got != inner.Error() {
 		t.Errorf("nodeCause of a plain error = %q", got)
+	}
+}
+
+// TestPrintedApproveCommand runs the approval command deploy-master prints
+// while it waits, verbatim in a shell, and checks that the file channel then
+// approves exactly that plan, risks acknowledged.
+func TestPrintedApproveCommand(t *testing.T) {
+	state := t.TempDir()
+	f := approval.NewFile(state)
+	f.PollInterval = 10 * time.Millisecond
+	req := approval.Request{ID: "r1", Checkpoint: "cleanup-existing", Destructive: true,
+		Risks: []string{"containers go"}, PlanDigest: "sha256:0123abcd", RequestedAt: time.Now()}
+	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := approveCommand(f.Path(req.Checkpoint), req)
+	sh := exec.Command("/bin/sh", "-c", cmd)
+	sh.Env = []string{"PATH=/usr/bin:/bin", "USER=alice"}
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", cmd, err, out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	d, err := f.Approve(ctx, req)
+	if err != nil {
+		t.Fatalf("file channel after the printed command: %v", err)
+	}
+	if !d.Approved || d.By != "alice" || !d.RisksAcknowledged || d.PlanDigest != req.PlanDigest {
+		t.Fatalf("decision %+v, want approved by alice for %s with risks acknowledged", d, req.PlanDigest)
 	}
 }

@@ -16,10 +16,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -101,9 +103,10 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	}
 	key := filepath.Join(dir, "id_ed25519")
 	known := filepath.Join(dir, "known_hosts")
-	fmt.Fprintf(out, "\ncluster %s: %d nodes (user %q: key login, password sudo)\n", env.Name, nodes, testenv.DeployUser)
+	ssh := fmt.Sprintf("ssh -F /dev/null -i %s -o UserKnownHostsFile=%s", shellQuote(key), shellQuote(known))
+	fmt.Fprintf(out, "\ncluster %s: %d nodes (user %q: key login, password sudo); log in with\n", env.Name, nodes, testenv.DeployUser)
 	for _, n := range env.Nodes {
-		fmt.Fprintf(out, "  %-6s ssh -i %s -o UserKnownHostsFile=%s %s@%s\n", n.Name, key, known, testenv.DeployUser, n.Address)
+		fmt.Fprintf(out, "  %-6s $ %s %s@%s\n", n.Name, ssh, testenv.DeployUser, n.Address)
 	}
 	fmt.Fprintf(out, "config: %s\n", cfgPath)
 
@@ -111,11 +114,21 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 		if err := deployInto(ctx, env, cfgPath, out, logf, pr); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "\nRay dashboard: ssh -i %s -o UserKnownHostsFile=%s -N -L 8265:127.0.0.1:8265 %s@%s, then http://127.0.0.1:8265\n",
-			key, known, testenv.DeployUser, env.Nodes[0].Address)
-		fmt.Fprintf(out, "Prometheus:    the same with 9090, Grafana with 3000 (admin password in %s)\n", filepath.Join(filepath.Dir(cfgPath), "state", monitoring.AdminPasswordFile))
-		fmt.Fprintf(out, "deploy again:  go run ./examples/deploy-master --config %s --deploy\n", cfgPath)
-		fmt.Fprintf(out, "validate:      go run ./examples/validate --config %s\n", cfgPath)
+		head := testenv.DeployUser + "@" + env.Nodes[0].Address
+		fmt.Fprintln(out, "\nWhile it runs (commands from the repository root):")
+		for _, fw := range []struct {
+			what string
+			port int
+		}{
+			{"Ray dashboard", 8265},
+			{"Prometheus", 9090},
+			{"Grafana (user admin, password in " + filepath.Join(filepath.Dir(cfgPath), "state", monitoring.AdminPasswordFile) + ")", 3000},
+		} {
+			local := freePort(fw.port)
+			fmt.Fprintf(out, "  %s at http://127.0.0.1:%d/ through\n    $ %s -N -L %d:127.0.0.1:%d %s\n", fw.what, local, ssh, local, fw.port, head)
+		}
+		fmt.Fprintf(out, "  deploy again (a no-op now)\n    $ go run ./examples/deploy-master --config %s --deploy\n", shellQuote(cfgPath))
+		fmt.Fprintf(out, "  validate\n    $ go run ./examples/validate --config %s\n", shellQuote(cfgPath))
 	}
 
 	if hold > 0 {
@@ -244,6 +257,30 @@ func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, stack *monitor
 		return took, errors.Join(fmt.Errorf("%s failed", title), err)
 	}
 	return took, nil
+}
+
+// freePort returns port when nothing on this machine listens on it, else a
+// free port the system picks: the printed forwarding commands must work even
+// while something else (another sandbox) holds the usual one.
+func freePort(port int) int {
+	for _, p := range []int{port, 0} {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err == nil {
+			got := l.Addr().(*net.TCPAddr).Port
+			l.Close()
+			return got
+		}
+	}
+	return port
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but safe
+// characters, so printed commands paste as they are.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=+:,@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func randomWord() string {

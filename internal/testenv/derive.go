@@ -67,6 +67,9 @@ func (s *buildStep) Write(p []byte) (int, error) {
 		line = strings.TrimSpace(line)
 		for _, prefix := range []string{"I: ", "step: "} {
 			if v, ok := strings.CutPrefix(line, prefix); ok {
+				if len(v) > 60 { // a hook's whole command line says too much
+					v = v[:60] + "..."
+				}
 				s.step = v
 			}
 		}
