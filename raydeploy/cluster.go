@@ -55,6 +55,8 @@ type Cluster struct {
 	StateDir string `json:"state_dir,omitempty" yaml:"state_dir,omitempty"`
 	// Ray says how Ray runs on every node.
 	Ray RayConfig `json:"ray" yaml:"ray,omitempty"`
+	// Monitoring says whether and how the monitoring stack runs.
+	Monitoring MonitoringConfig `json:"monitoring,omitzero" yaml:"monitoring,omitempty"`
 }
 
 // SSHConfig holds the SSH settings every node inherits unless it sets its own.
@@ -139,6 +141,9 @@ type Auth struct {
 	SudoPasswordEnv string `json:"sudo_password_env,omitempty" yaml:"sudo_password_env,omitempty"`
 	// SudoPassword is a plaintext sudo password (discouraged).
 	SudoPassword Secret `json:"sudo_password,omitzero" yaml:"sudo_password,omitempty"`
+	// SudoPasswordFile is a file holding the sudo password on its first
+	// line; it must have mode 0600 or stricter (looser is refused).
+	SudoPasswordFile string `json:"sudo_password_file,omitempty" yaml:"sudo_password_file,omitempty"`
 }
 
 // redacted is what every rendering of a non-empty Secret shows.
@@ -453,9 +458,10 @@ func mergeAuth(n, d Auth) Auth {
 	if !n.Password.IsSet() {
 		n.Password = d.Password
 	}
-	n.SudoPasswordEnv = pick(n.SudoPasswordEnv, d.SudoPasswordEnv)
-	if !n.SudoPassword.IsSet() {
-		n.SudoPassword = d.SudoPassword
+	// The sudo password's source is inherited as a whole: a node that
+	// names one keeps none of the default's.
+	if n.SudoPasswordEnv == "" && !n.SudoPassword.IsSet() && n.SudoPasswordFile == "" {
+		n.SudoPasswordEnv, n.SudoPassword, n.SudoPasswordFile = d.SudoPasswordEnv, d.SudoPassword, d.SudoPasswordFile
 	}
 	return n
 }
@@ -681,6 +687,7 @@ func (c *Cluster) Validate() error {
 		check(fmt.Sprintf("workers[%d]", i), w)
 	}
 	c.Ray.validate(&p)
+	c.Monitoring.validate(&p)
 	return p.err()
 }
 
@@ -747,6 +754,10 @@ func validateAuth(p *problems, prefix string, a Auth) {
 	if a.SudoPasswordEnv != "" && a.SudoPassword.IsSet() {
 		p.add(prefix+"sudo_password", "exclusive with sudo_password_env")
 	}
+	if a.SudoPasswordFile != "" && (a.SudoPasswordEnv != "" || a.SudoPassword.IsSet()) {
+		p.add(prefix+"sudo_password_file", "exclusive with sudo_password_env and sudo_password")
+	}
+	validatePathField(p, prefix+"sudo_password_file", a.SudoPasswordFile)
 	if a.Password.Reveal() == redacted {
 		p.add(prefix+"password", "holds the redaction placeholder, not a password")
 	}

@@ -120,7 +120,8 @@ type Deployer struct {
 	list     *checkpoint.List
 }
 
-// New validates the cluster and returns its Deployer.
+// New validates the cluster and returns its Deployer. (Cluster.CheckLocal
+// checks the files and variables it names; call it before connecting.)
 func New(c *Cluster, opts Options) (*Deployer, error) {
 	if c == nil {
 		return nil, errors.New("raydeploy: nil cluster")
@@ -128,6 +129,9 @@ func New(c *Cluster, opts Options) (*Deployer, error) {
 	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if !c.MonitoringEnabled() {
+		opts.NoMonitoring = true
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -160,6 +160,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := effective.Validate(); err != nil {
 		return configError(stderr, o.config, err)
 	}
+	if !o.list {
+		// Before connecting anywhere: the variables and files it names.
+		if err := c.CheckLocal(); err != nil {
+			return configError(stderr, o.config, err)
+		}
+	}
 	stateDir := effective.StateDir
 
 	logger := slog.New(slog.DiscardHandler)

@@ -51,6 +51,9 @@ state_dir: %s
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return path, state
 }
 
@@ -312,7 +315,7 @@ func TestDeployFailurePrintsResume(t *testing.T) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
 	}
-	resume := "deploy-master --deploy --resume --config " + cfg + " --approval file"
+	resume := selfCommand() + " --deploy --resume --config " + cfg + " --approval file"
 	for _, want := range []string{"failed at checkpoint prerequisites-check", "\n  head: ssh 127.0.0.1:1: ", "\n  worker-1: ssh 127.0.0.2:1: ", "\n  " + resume + "\n"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
@@ -331,7 +334,7 @@ func TestDeployFailurePrintsResume(t *testing.T) {
 
 	// --checkpoint: the resume command re-runs that checkpoint.
 	code, _, errOut = cli(t, t.Context(), "--config", cfg, "--checkpoint", "prerequisites-check")
-	if code != exitFailed || !strings.Contains(errOut, "\n  deploy-master --checkpoint prerequisites-check --config "+cfg+"\n") {
+	if code != exitFailed || !strings.Contains(errOut, "\n  "+selfCommand()+" --checkpoint prerequisites-check --config "+cfg+"\n") {
 		t.Errorf("exit %d; stderr:\n%s", code, errOut)
 	}
 }

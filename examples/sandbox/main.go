@@ -97,7 +97,13 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	cfgPath, err := writeFiles(env, dir)
+	var im images
+	if deploy {
+		if im, err = buildImages(ctx, env, logf); err != nil {
+			return err
+		}
+	}
+	cfgPath, err := writeFiles(env, dir, im)
 	if err != nil {
 		return err
 	}
@@ -111,7 +117,7 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	fmt.Fprintf(out, "config: %s\n", cfgPath)
 
 	if deploy {
-		if err := deployInto(ctx, env, cfgPath, out, logf, pr); err != nil {
+		if err := deployInto(ctx, cfgPath, out, logf, pr); err != nil {
 			return err
 		}
 		head := testenv.DeployUser + "@" + env.Nodes[0].Address
@@ -144,20 +150,42 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	return nil
 }
 
-// writeFiles writes the client key, known_hosts and a cluster.yaml for the
-// nodes; the sudo password goes in by environment variable, never the file.
-func writeFiles(env *testenv.Cluster, dir string) (string, error) {
+// images are what the sandbox deploys: built locally (or named by the
+// RAYDEPLOY_TEST_*_IMAGE variables), side-loaded into the nodes.
+type images struct {
+	ray string
+	mon testenv.MonitoringImages
+}
+
+func buildImages(ctx context.Context, env *testenv.Cluster, logf func(string, ...any)) (images, error) {
+	ray, err := testenv.TestRayImage(ctx, env.Pool(), logf)
+	if err != nil {
+		return images{}, err
+	}
+	mon, err := testenv.TestMonitoringImages(ctx, env.Pool(), logf)
+	return images{ray: ray, mon: mon}, err
+}
+
+// writeFiles writes the client key, known_hosts, the sudo password (a 0600
+// file) and a cluster.yaml that describes exactly what the sandbox deploys,
+// images included, so that the printed commands work from any shell.
+func writeFiles(env *testenv.Cluster, dir string, im images) (string, error) {
 	key := filepath.Join(dir, "id_ed25519")
 	known := filepath.Join(dir, "known_hosts")
+	sudo := filepath.Join(dir, "sudo-password")
 	if err := os.WriteFile(key, env.ClientKeyPEM, 0o600); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(known, env.KnownHosts(), 0o600); err != nil {
 		return "", err
 	}
+	// Every node of the sandbox has the same sudo password.
+	if err := os.WriteFile(sudo, []byte(env.Nodes[0].DeployPassword+"\n"), 0o600); err != nil {
+		return "", err
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "cluster_name: sandbox\nstate_dir: %s\nssh:\n  user: %s\n  key_file: %s\n  known_hosts: %s\n", filepath.Join(dir, "state"), testenv.DeployUser, key, known)
-	b.WriteString("  sudo_password_env: RAYDEPLOY_SANDBOX_SUDO_PASSWORD\n")
+	fmt.Fprintf(&b, "cluster_name: sandbox\nstate_dir: %s\nssh:\n  user: %s\n  key_file: %s\n  known_hosts: %s\n  sudo_password_file: %s\n",
+		yamlString(filepath.Join(dir, "state")), testenv.DeployUser, yamlString(key), yamlString(known), yamlString(sudo))
 	for i, n := range env.Nodes {
 		if i == 0 {
 			fmt.Fprintf(&b, "head:\n  name: %s\n  address: %s\nworkers:\n", n.Name, n.Address)
@@ -165,20 +193,20 @@ func writeFiles(env *testenv.Cluster, dir string) (string, error) {
 		}
 		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n.Name, n.Address)
 	}
+	if im.ray != "" {
+		fmt.Fprintf(&b, "ray:\n  image: %s\nmonitoring:\n  images:\n    prometheus: %s\n    grafana: %s\n    node_exporter: %s\n    cadvisor: %s\n",
+			yamlString(im.ray), yamlString(im.mon.Prometheus), yamlString(im.mon.Grafana), yamlString(im.mon.NodeExporter), yamlString(im.mon.CAdvisor))
+	}
 	path := filepath.Join(dir, "cluster.yaml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
-// deployInto deploys Ray into the sandbox nodes twice, the second time a
-// no-op, and prints how long each checkpoint took.
-func deployInto(ctx context.Context, env *testenv.Cluster, cfgPath string, out io.Writer, logf func(string, ...any), pr *progress.Printer) error {
-	image, err := testenv.TestRayImage(ctx, env.Pool(), logf)
-	if err != nil {
-		return err
-	}
-	// Every node of the sandbox has the same sudo password; it reaches the
-	// SDK through the environment variable cluster.yaml names.
-	os.Setenv("RAYDEPLOY_SANDBOX_SUDO_PASSWORD", env.Nodes[0].DeployPassword)
+// yamlString quotes s as a YAML double-quoted string.
+func yamlString(s string) string { return strconv.Quote(s) }
+
+// deployInto deploys the cluster file into the sandbox nodes twice, the
+// second time a no-op, and prints how long each checkpoint took.
+func deployInto(ctx context.Context, cfgPath string, out io.Writer, logf func(string, ...any), pr *progress.Printer) error {
 	cluster, warnings, err := raydeploy.Load(cfgPath)
 	if err != nil {
 		return err
@@ -186,26 +214,19 @@ func deployInto(ctx context.Context, env *testenv.Cluster, cfgPath string, out i
 	for _, w := range warnings {
 		logf("config: %s", w)
 	}
-	cluster.Ray.Image = image
-	mon, err := testenv.TestMonitoringImages(ctx, env.Pool(), logf)
-	if err != nil {
+	if err := cluster.CheckLocal(); err != nil {
 		return err
 	}
-	stack := &monitoring.Stack{
-		PrometheusImage: mon.Prometheus, NodeExporterImage: mon.NodeExporter,
-		GrafanaImage: mon.Grafana, CAdvisorImage: mon.CAdvisor,
-	}
-
 	sideLoad := func(p raydeploy.TransferProgress) {
 		pr.Transfer("side-load "+p.Node+" "+p.Image, fmt.Sprintf("side-load %s to %s", p.Image, p.Node), p.Sent, p.Total, p.Elapsed, p.Done, p.Err)
 	}
-	first, err := timedDeploy(ctx, cluster, stack, out, "first deploy", sideLoad)
+	first, err := timedDeploy(ctx, cluster, out, "first deploy", sideLoad)
 	if err != nil {
 		return err
 	}
 	var noop []time.Duration
 	for i := range 3 {
-		took, err := timedDeploy(ctx, cluster, stack, out, fmt.Sprintf("no-op re-run %d", i+1), sideLoad)
+		took, err := timedDeploy(ctx, cluster, out, fmt.Sprintf("no-op re-run %d", i+1), sideLoad)
 		if err != nil {
 			return err
 		}
@@ -219,7 +240,7 @@ func deployInto(ctx context.Context, env *testenv.Cluster, cfgPath string, out i
 
 // timedDeploy runs one Deploy and prints one line per checkpoint with its
 // outcome and duration.
-func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, stack *monitoring.Stack, out io.Writer, title string, sideLoad func(raydeploy.TransferProgress)) (time.Duration, error) {
+func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, out io.Writer, title string, sideLoad func(raydeploy.TransferProgress)) (time.Duration, error) {
 	var mu sync.Mutex
 	started := map[string]time.Time{}
 	lines := []string{}
@@ -238,10 +259,9 @@ func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, stack *monitor
 		}
 	}
 	d, err := raydeploy.New(cluster, raydeploy.Options{
-		Approver:   approval.NewAuto("sandbox", true),
-		Events:     sink,
-		Progress:   sideLoad,
-		Monitoring: stack,
+		Approver: approval.NewAuto("sandbox", true),
+		Events:   sink,
+		Progress: sideLoad,
 	})
 	if err != nil {
 		return 0, err
