@@ -19,16 +19,25 @@
 //
 // The packages, each with one job:
 //
-//   - raydeploy: the desired cluster (Cluster, Node, RayConfig, ServiceSpec),
-//     config loading (YAML, Ansible inventory import), the six checkpoints,
-//     and the Deployer (Deploy, Plan, Validate, Down).
+//   - raydeploy: the desired cluster (Cluster, Node, RayConfig), config
+//     loading (YAML, Ansible inventory import), the six checkpoints, and the
+//     Deployer (Deploy, Plan, Validate, Down).
 //   - checkpoint: ordering and running named steps, independent of Ray: the
-//     Runner, the ledger (Store), the cluster lock and progress events.
-//   - approval: deciding whether a planned step may run: Approver channels
-//     (terminal, file, queue, auto), policies, and the audit log.
+//     Runner, plans, the ledger (Store), the cluster lock, progress events
+//     and NodeError, the per-node error.
+//   - approval: deciding whether a planned step may run: plan items and
+//     their digest, the decision rules (Check), Approver channels (terminal,
+//     file, queue, auto), policies, and the audit log.
+//   - service: a containerized service on a set of nodes (Spec), a leaf that
+//     raydeploy (as ServiceSpec), monitoring and tts share.
 //   - monitoring: Prometheus, Grafana, node-exporter and cAdvisor as services,
-//     their configuration generated from the Cluster, and the deployer's metrics.
+//     their configuration generated from the cluster, and the deployer's metrics.
 //   - tts: the text-to-speech service on Ray Serve and a Go client for it.
+//
+// Dependencies point one way: raydeploy imports checkpoint, approval,
+// service, monitoring and tts; monitoring and tts import service and nothing
+// of raydeploy; checkpoint imports approval; internal packages (sshx,
+// dockerx, raydash, fanout, testenv) are never part of the public API.
 //
 // The programs under examples/ are thin mains over these packages; start with
 // examples/deploy-master.

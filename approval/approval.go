@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/user"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -23,13 +22,6 @@ const (
 	ChannelQueue    Channel = "queue"
 	ChannelAuto     Channel = "auto"
 )
-
-// PlanItem is one planned change on one node, as shown to the person who approves.
-type PlanItem struct {
-	Node   string `json:"node"`
-	Action string `json:"action"`
-	Detail string `json:"detail,omitempty"`
-}
 
 // Request asks whether a checkpoint may run a given plan.
 type Request struct {
@@ -130,20 +122,6 @@ func CurrentUser() string {
 		return u.Username
 	}
 	return fmt.Sprintf("uid:%d", os.Getuid())
-}
-
-// RenderPlan renders the plan items of a request as an aligned table, one line per item.
-func RenderPlan(items []PlanItem) string {
-	if len(items) == 0 {
-		return "  (nothing to change)\n"
-	}
-	var sb strings.Builder
-	tw := tabwriter.NewWriter(&sb, 0, 4, 2, ' ', 0)
-	for _, it := range items {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", it.Node, it.Action, it.Detail)
-	}
-	_ = tw.Flush()
-	return sb.String()
 }
 
 // Render describes the request for a person: checkpoint, plan, digest and risks.

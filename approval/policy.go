@@ -7,8 +7,9 @@ import (
 )
 
 // Policy holds rules a Decision must satisfy beyond being approved. Always
-// enforced: the decision covers the request's plan digest and, for a
-// destructive checkpoint, acknowledges the risks. Optional rules below.
+// enforced (the rules of Check): the decision covers the request's plan
+// digest, acknowledges the risks of a destructive checkpoint and has not
+// expired. Optional rules below.
 type Policy struct {
 	// DistinctApprover demands that the approver differs from the requester.
 	DistinctApprover bool
@@ -28,22 +29,16 @@ func (p Policy) Check(r Request, d Decision) error {
 	if p.Now != nil {
 		now = p.Now
 	}
+	if err := binding(r, d, now()); err != nil {
+		return err
+	}
 	fail := func(rule error, detail string) error {
 		return &PolicyError{Checkpoint: r.Checkpoint, DecisionID: d.ID, Rule: rule, Detail: detail}
-	}
-	if d.PlanDigest != r.PlanDigest {
-		return fail(ErrDigestMismatch, fmt.Sprintf("decision %s, plan %s", d.PlanDigest, r.PlanDigest))
-	}
-	if r.Destructive && !d.RisksAcknowledged {
-		return fail(ErrRisksNotAcknowledged, "")
 	}
 	if p.DistinctApprover && d.By == r.RequestedBy {
 		return fail(ErrSelfApproval, "both are "+d.By)
 	}
 	t := now()
-	if !d.ExpiresAt.IsZero() && t.After(d.ExpiresAt) {
-		return fail(ErrExpired, "expired at "+d.ExpiresAt.Format(time.RFC3339))
-	}
 	if p.MaxAge > 0 && t.Sub(d.DecidedAt) > p.MaxAge {
 		return fail(ErrExpired, fmt.Sprintf("decided %s ago, limit %s", t.Sub(d.DecidedAt).Round(time.Second), p.MaxAge))
 	}

@@ -2,13 +2,11 @@ package checkpoint
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
-	"text/tabwriter"
+
+	"github.com/raydeploy/sdk/approval"
 )
 
 // Checkpoint is one named step of a deployment.
@@ -47,21 +45,30 @@ type NodeLister interface {
 	Nodes() []string
 }
 
-// PlanItem is one change on one node.
-type PlanItem struct {
-	Node   string `json:"node"`
-	Action string `json:"action"`
-	Detail string `json:"detail,omitempty"`
-}
+// PlanItem is one change on one node; see approval.PlanItem, the one plan
+// item type that checkpoints plan and approvers see.
+type PlanItem = approval.PlanItem
 
-// Plan is what a checkpoint would change. Empty Items means already satisfied.
+// Plan is what a checkpoint would change. A plan with no items and no errors
+// means already satisfied.
 type Plan struct {
 	Checkpoint string     `json:"checkpoint"`
 	Items      []PlanItem `json:"items"`
+	// Errors say where the plan could not be made: one per node whose
+	// planning failed (Node AllNodes when it failed as a whole). Items of
+	// the other nodes are still listed. A plan with errors is shown by a
+	// dry run but never run.
+	Errors []PlanError `json:"errors,omitempty"`
 }
 
-// Empty reports whether there is nothing to do.
-func (p Plan) Empty() bool { return len(p.Items) == 0 }
+// PlanError is the failure to plan one node's part of a checkpoint.
+type PlanError struct {
+	Node  string `json:"node"`
+	Error string `json:"error"`
+}
+
+// Empty reports whether there is nothing to do (and nothing failed).
+func (p Plan) Empty() bool { return len(p.Items) == 0 && len(p.Errors) == 0 }
 
 // Nodes lists the distinct nodes in the plan, in order of first appearance.
 func (p Plan) Nodes() []string {
@@ -74,33 +81,13 @@ func (p Plan) Nodes() []string {
 	return out
 }
 
-// Digest is "sha256:" and the hex SHA-256 of the plan's canonical encoding
-// (items sorted by node, action, detail; JSON). Equal plans have equal digests
-// whatever the order their items were produced in.
-func (p Plan) Digest() string {
-	items := slices.Clone(p.Items)
-	slices.SortFunc(items, func(a, b PlanItem) int {
-		if c := strings.Compare(a.Node, b.Node); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Action, b.Action); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Detail, b.Detail)
-	})
-	if items == nil {
-		items = []PlanItem{}
-	}
-	b, _ := json.Marshal(struct {
-		V          int        `json:"v"`
-		Checkpoint string     `json:"checkpoint"`
-		Items      []PlanItem `json:"items"`
-	}{1, p.Checkpoint, items})
-	s := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(s[:])
-}
+// Digest is approval.PlanDigest of the plan: equal plans have equal digests
+// whatever the order their items were produced in, and every item's Target
+// counts.
+func (p Plan) Digest() string { return approval.PlanDigest(p.Checkpoint, p.Items) }
 
-// String renders the plan for people, one line per item.
+// String renders the plan for people, one line per item, with each node's
+// planning error in place.
 func (p Plan) String() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s:", p.Checkpoint)
@@ -109,11 +96,13 @@ func (p Plan) String() string {
 		return sb.String()
 	}
 	sb.WriteString("\n")
-	tw := tabwriter.NewWriter(&sb, 0, 4, 2, ' ', 0)
-	for _, it := range p.Items {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", it.Node, it.Action, it.Detail)
+	items := slices.Clone(p.Items)
+	for _, e := range p.Errors {
+		items = append(items, PlanItem{Node: e.Node, Action: "ERROR", Detail: "cannot plan: " + e.Error})
 	}
-	_ = tw.Flush()
+	if len(items) > 0 {
+		sb.WriteString(approval.RenderPlan(items))
+	}
 	return sb.String()
 }
 

@@ -19,26 +19,13 @@ import (
 // are reported with approval.ErrDigestMismatch, unacknowledged risks with
 // approval.ErrRisksNotAcknowledged and expired decisions with approval.ErrExpired.
 var (
-	// ErrNotApproved means the approver said no.
-	ErrNotApproved = errors.New("not approved")
+	// ErrNotApproved means the approver said no (it is approval.ErrNotApproved).
+	ErrNotApproved = approval.ErrNotApproved
 	// ErrNoApprover means a checkpoint needs approval but the Runner has no Approver.
 	ErrNoApprover = errors.New("checkpoint needs approval but no approver is configured")
 	// ErrNoResult means Run reported nothing for a planned node.
 	ErrNoResult = errors.New("no result reported for node")
 )
-
-// NodeError is the failure of a checkpoint on one node.
-type NodeError struct {
-	Checkpoint string
-	Node       string
-	Err        error
-}
-
-// Error names the node.
-func (e *NodeError) Error() string { return fmt.Sprintf("node %s: %v", e.Node, e.Err) }
-
-// Unwrap returns the node's error.
-func (e *NodeError) Unwrap() error { return e.Err }
 
 // Options configure a Runner. StateDir is required.
 type Options struct {
@@ -247,7 +234,10 @@ func alreadyDone(l *Ledger, c Checkpoint) bool {
 }
 
 // DryRun plans the selected checkpoints and changes nothing: no Run, no
-// approval, no ledger write. Print each Plan with its String method.
+// approval, no ledger write. It plans every selected checkpoint even when
+// one fails: a failed plan is returned with its Errors filled in (per node
+// where the failure names nodes) and the items it could make, and the
+// returned error joins every failure. Print each Plan with its String method.
 func (r *Runner) DryRun(ctx context.Context, o RunOptions) ([]Plan, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -260,19 +250,42 @@ func (r *Runner) DryRun(ctx context.Context, o RunOptions) ([]Plan, error) {
 		return nil, err
 	}
 	var plans []Plan
+	var errs []error
 	for _, c := range cps {
+		if err := ctx.Err(); err != nil {
+			return plans, errors.Join(append(errs, err)...)
+		}
 		if o.Resume && alreadyDone(l, c) {
 			continue
 		}
 		p, err := safePlan(ctx, c)
 		if err != nil {
-			return plans, fmt.Errorf("checkpoint %s: plan: %w", c.Name(), err)
+			p.Errors = planErrors(err)
+			errs = append(errs, fmt.Errorf("checkpoint %s: plan: %w", c.Name(), err))
 		}
 		r.ev.emit(CheckpointPlanned{Checkpoint: c.Name(), Plan: p, Digest: p.Digest(), At: r.opts.Now()})
 		plans = append(plans, p)
 	}
 	r.ev.drain(r.opts.EventFlushTimeout)
-	return plans, nil
+	return plans, errors.Join(errs...)
+}
+
+// planErrors turns a Plan error into one PlanError per failed node, or one
+// for AllNodes when the error names no node.
+func planErrors(err error) []PlanError {
+	nes := NodeErrors(err)
+	if len(nes) == 0 {
+		return []PlanError{{Node: AllNodes, Error: err.Error()}}
+	}
+	out := make([]PlanError, 0, len(nes))
+	for _, ne := range nes {
+		msg := ne.Err.Error()
+		if ne.Op != "" {
+			msg = ne.Op + ": " + msg
+		}
+		out = append(out, PlanError{Node: ne.Node, Error: msg})
+	}
+	return out
 }
 
 // Run runs the selected checkpoints in order and stops at the first failure,
@@ -508,9 +521,7 @@ func (r *Runner) approve(ctx context.Context, c Checkpoint, plan Plan, digest st
 	if rd, ok := c.(RiskDescriber); ok {
 		req.Risks = rd.Risks()
 	}
-	for _, it := range plan.Items {
-		req.Plan = append(req.Plan, approval.PlanItem{Node: it.Node, Action: it.Action, Detail: it.Detail})
-	}
+	req.Plan = plan.Items
 	if r.opts.Approver == nil {
 		return nil, req.ID, ErrNoApprover
 	}
@@ -522,15 +533,8 @@ func (r *Runner) approve(ctx context.Context, c Checkpoint, plan Plan, digest st
 		return nil, req.ID, fmt.Errorf("approval: %w", err)
 	}
 	r.log.Info("approval decided", "checkpoint", c.Name(), "decision", d.ID, "approved", d.Approved, "by", d.By, "channel", d.Channel)
-	switch {
-	case d.PlanDigest != digest:
-		return &d, req.ID, fmt.Errorf("approval %s: %w (decision covers %q, plan is %q)", d.ID, approval.ErrDigestMismatch, d.PlanDigest, digest)
-	case !d.Approved:
-		return &d, req.ID, fmt.Errorf("%w by %s via %s: %s", ErrNotApproved, d.By, d.Channel, d.Reason)
-	case c.Destructive() && !d.RisksAcknowledged:
-		return &d, req.ID, fmt.Errorf("approval %s: %w", d.ID, approval.ErrRisksNotAcknowledged)
-	case !d.ExpiresAt.IsZero() && r.opts.Now().After(d.ExpiresAt):
-		return &d, req.ID, fmt.Errorf("approval %s: %w", d.ID, approval.ErrExpired)
+	if err := approval.Check(req, d, r.opts.Now()); err != nil {
+		return &d, req.ID, err
 	}
 	return &d, req.ID, nil
 }

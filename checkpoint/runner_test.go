@@ -366,9 +366,9 @@ func TestDryRunChangesNothing(t *testing.T) {
 }
 
 func TestPlanDigest(t *testing.T) {
-	p1 := Plan{Checkpoint: "x", Items: []PlanItem{{"n1", "rm", "c1"}, {"n2", "rm", "c2"}}}
-	p2 := Plan{Checkpoint: "x", Items: []PlanItem{{"n2", "rm", "c2"}, {"n1", "rm", "c1"}}}
-	p3 := Plan{Checkpoint: "x", Items: []PlanItem{{"n1", "rm", "c1"}, {"n2", "rm", "c3"}}}
+	p1 := Plan{Checkpoint: "x", Items: []PlanItem{{Node: "n1", Action: "rm", Detail: "c1"}, {Node: "n2", Action: "rm", Detail: "c2"}}}
+	p2 := Plan{Checkpoint: "x", Items: []PlanItem{{Node: "n2", Action: "rm", Detail: "c2"}, {Node: "n1", Action: "rm", Detail: "c1"}}}
+	p3 := Plan{Checkpoint: "x", Items: []PlanItem{{Node: "n1", Action: "rm", Detail: "c1"}, {Node: "n2", Action: "rm", Detail: "c3"}}}
 	p4 := Plan{Checkpoint: "y", Items: p1.Items}
 	if p1.Digest() != p2.Digest() {
 		t.Error("digest depends on item order")
@@ -477,5 +477,42 @@ func TestRunnerRecordsAuditTrail(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	if !strings.Contains(lines[2], `"kind":"outcome"`) || !strings.Contains(lines[2], `"outcome":"succeeded"`) {
 		t.Errorf("last audit line %s", lines[2])
+	}
+}
+
+func TestDryRunShowsEveryCheckpointPastAFailedPlan(t *testing.T) {
+	rec := &recorder{}
+	broken := &Step{StepName: "b", PlanFunc: func(ctx context.Context) (Plan, error) {
+		rec.add("plan b")
+		p := Plan{Items: []PlanItem{{Node: "n1", Action: "do", Detail: "b"}}}
+		return p, &NodeError{Node: "n2", Op: "connect", Err: errors.New("connection refused")}
+	}}
+	whole := &Step{StepName: "c", PlanFunc: func(ctx context.Context) (Plan, error) {
+		rec.add("plan c")
+		return Plan{}, errors.New("no dashboard")
+	}}
+	r := openRunner(t, filepath.Join(t.TempDir(), "state"), Options{}, fake(rec, "a", twoNodes, nil), broken, whole, fake(rec, "d", twoNodes, nil))
+	plans, err := r.DryRun(context.Background(), RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), "checkpoint b: plan: node n2: connect: connection refused") || !strings.Contains(err.Error(), "checkpoint c: plan: no dashboard") {
+		t.Errorf("DryRun error = %v, want both failed plans named", err)
+	}
+	if diff := cmp.Diff([]string{"plan a", "plan b", "plan c", "plan d"}, rec.get()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	if len(plans) != 4 {
+		t.Fatalf("%d plans, want 4: %+v", len(plans), plans)
+	}
+	if diff := cmp.Diff([]PlanError{{Node: "n2", Error: "connect: connection refused"}}, plans[1].Errors); diff != "" {
+		t.Errorf("plan b errors (-want +got):\n%s", diff)
+	}
+	want := "b:\n  n1  do     b\n  n2  ERROR  cannot plan: connect: connection refused\n"
+	if got := plans[1].String(); got != want {
+		t.Errorf("plan b rendered:\n%q\nwant\n%q", got, want)
+	}
+	if diff := cmp.Diff([]PlanError{{Node: AllNodes, Error: "no dashboard"}}, plans[2].Errors); diff != "" {
+		t.Errorf("plan c errors (-want +got):\n%s", diff)
+	}
+	if plans[2].Empty() || len(plans[3].Items) != 2 {
+		t.Errorf("plan c empty = %v, plan d = %+v", plans[2].Empty(), plans[3])
 	}
 }

@@ -150,25 +150,31 @@ type targetsResponse struct {
 	Status string `json:"status"`
 	Data   struct {
 		ActiveTargets []struct {
-			Labels    map[string]string `json:"labels"`
-			ScrapeURL string            `json:"scrapeUrl"`
-			Health    string            `json:"health"`
-			LastError string            `json:"lastError"`
+			Labels     map[string]string `json:"labels"`
+			ScrapeURL  string            `json:"scrapeUrl"`
+			Health     string            `json:"health"`
+			LastError  string            `json:"lastError"`
+			LastScrape time.Time         `json:"lastScrape"`
 		} `json:"activeTargets"`
 	} `json:"data"`
 }
 
-func verifyTargets(b []byte) (bool, string) {
+// TargetsUp reads Prometheus' /api/v1/targets?state=active answer and
+// returns the number of active targets when every one is up; else an error
+// listing those that are not (job, node, health, last error). With a
+// non-zero scrapedSince, a target last scraped before it does not count as
+// up yet (the wait after a configuration reload).
+func TargetsUp(answer []byte, scrapedSince time.Time) (int, error) {
 	var r targetsResponse
-	if err := json.Unmarshal(b, &r); err != nil {
-		return false, fmt.Sprintf("decode targets: %v", err)
+	if err := json.Unmarshal(answer, &r); err != nil {
+		return 0, fmt.Errorf("decode targets: %w", err)
 	}
 	if r.Status != "success" {
-		return false, "status " + r.Status
+		return 0, fmt.Errorf("targets: status %q", r.Status)
 	}
 	var down []string
 	for _, t := range r.Data.ActiveTargets {
-		if t.Health != "up" {
+		if t.Health != "up" || (!scrapedSince.IsZero() && t.LastScrape.Before(scrapedSince)) {
 			d := fmt.Sprintf("%s %s %s", t.Labels["job"], t.Labels["node"], t.Health)
 			if t.LastError != "" {
 				d += ": " + t.LastError
@@ -176,13 +182,21 @@ func verifyTargets(b []byte) (bool, string) {
 			down = append(down, d)
 		}
 	}
-	slices.Sort(down)
 	n := len(r.Data.ActiveTargets)
 	if n == 0 {
-		return false, "no active targets"
+		return 0, errors.New("no active targets")
 	}
 	if len(down) > 0 {
-		return false, fmt.Sprintf("%d of %d targets not up: %s", len(down), n, strings.Join(down, "; "))
+		slices.Sort(down)
+		return 0, fmt.Errorf("%d of %d targets not up: %s", len(down), n, strings.Join(down, "; "))
+	}
+	return n, nil
+}
+
+func verifyTargets(b []byte) (bool, string) {
+	n, err := TargetsUp(b, time.Time{})
+	if err != nil {
+		return false, err.Error()
 	}
 	return true, fmt.Sprintf("%d targets up", n)
 }

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/raydeploy/sdk/raydeploy/service"
+	"github.com/raydeploy/sdk/service"
 )
 
 // Service names (the container on a node is "<cluster>-<name>").

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/raydeploy/sdk/raydeploy/service"
+	"github.com/raydeploy/sdk/service"
 	"go.yaml.in/yaml/v3"
 )
 

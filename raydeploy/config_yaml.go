@@ -5,17 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
-
-// MaxConfigSize is the largest configuration file the loaders read.
-const MaxConfigSize = 4 << 20
 
 // ParseYAML parses a cluster in the YAML format described in the package
 // documentation. Parsing is strict: unknown keys, values of the wrong type
@@ -34,55 +29,6 @@ func LoadFile(path string) (*Cluster, error) {
 		return nil, err
 	}
 	return parseYAML(path, data)
-}
-
-// Load reads a cluster from path, by kind: a .yaml or .yml file is the YAML
-// format (LoadFile); a .ini file, or a directory holding inventory.ini, is
-// an Ansible inventory (LoadInventory with default options). The warnings
-// name what was ignored or is unsafe (plaintext passwords).
-func Load(path string) (*Cluster, Warnings, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load cluster: %w", err)
-	}
-	ext := strings.ToLower(filepath.Ext(path))
-	switch {
-	case fi.IsDir():
-		inv := filepath.Join(path, "inventory.ini")
-		if _, err := os.Stat(inv); err != nil {
-			return nil, nil, fmt.Errorf("load cluster: directory %s has no inventory.ini: %w", path, err)
-		}
-		return LoadInventory(inv, InventoryOptions{})
-	case ext == ".ini":
-		return LoadInventory(path, InventoryOptions{})
-	case ext == ".yaml" || ext == ".yml":
-		c, err := LoadFile(path)
-		if err != nil {
-			return nil, nil, err
-		}
-		var w Warnings
-		for _, f := range c.PlaintextSecrets() {
-			w = append(w, Warning{File: path, Msg: fmt.Sprintf("%s is a plaintext secret in the config file; prefer %s_env", f, f)})
-		}
-		return c, w, nil
-	}
-	return nil, nil, fmt.Errorf("load cluster: %s: unknown kind (want .yaml, .yml, .ini or a directory with inventory.ini)", path)
-}
-
-func readConfig(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", path, err)
-	}
-	if len(data) > MaxConfigSize {
-		return nil, fmt.Errorf("read config %s: larger than %d bytes", path, MaxConfigSize)
-	}
-	return data, nil
 }
 
 func parseYAML(file string, data []byte) (*Cluster, error) {

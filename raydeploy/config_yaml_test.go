@@ -25,13 +25,13 @@ func TestLoadFileFixture(t *testing.T) {
 			Jump:           &JumpHost{Address: "bastion.example.net", User: "jump"},
 		},
 		Head: Node{Name: "head", Address: "192.0.2.10", Labels: map[string]string{"example.com/rack": "r1"},
-			Resources: Resources{CPUs: Ptr(0)}},
+			Resources: Resources{CPUs: new(0)}},
 		Workers: []Node{
 			{Name: "w1", Address: "192.0.2.11"},
 			{Name: "w2", Address: "192.0.2.12"},
 			{Name: "w3", Address: "192.0.2.13", Port: 2222},
 			{Name: "gpu1", Address: "gpu1.example.net", User: "admin", Auth: Auth{KeyFile: "~/.ssh/gpu_ed25519"},
-				Resources: Resources{GPUs: Ptr(2), Custom: map[string]float64{"tts_slot": 4}}},
+				Resources: Resources{GPUs: new(2), Custom: map[string]float64{"tts_slot": 4}}},
 		},
 		StateDir: "~/.local/state/raydeploy/lab",
 		Ray: RayConfig{

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/dockerx"
 	"github.com/raydeploy/sdk/internal/sshx"
 )
@@ -104,7 +105,7 @@ func (c *connector) ssh(ctx context.Context, n Node) (*sshx.Conn, error) {
 		if c.onSSHError != nil && ctx.Err() == nil {
 			c.onSSHError(sshErrorKind(err))
 		}
-		return nil, &NodeError{Node: n.ID(), Op: "connect", Err: err}
+		return nil, &checkpoint.NodeError{Node: n.ID(), Op: "connect", Err: err}
 	}
 	return conn, nil
 }
@@ -166,7 +167,7 @@ func (c *connector) docker(ctx context.Context, n Node) (*dockerx.Engine, error)
 	}
 	e, err := dockerx.New(dockerx.Options{Node: n.ID(), Dial: dial, Logger: c.log})
 	if err != nil {
-		return nil, &NodeError{Node: n.ID(), Op: "docker", Err: err}
+		return nil, &checkpoint.NodeError{Node: n.ID(), Op: "docker", Err: err}
 	}
 	c.engines[n.ID()] = e
 	return e, nil
@@ -270,7 +271,7 @@ func (c *connector) run(ctx context.Context, n Node, cmd string, opts ...sshx.Ru
 
 // errIsNodeError reports whether err already names a node.
 func errIsNodeError(err error) bool {
-	var ne *NodeError
+	var ne *checkpoint.NodeError
 	return errors.As(err, &ne)
 }
 
@@ -279,5 +280,5 @@ func nodeErr(n Node, op string, err error) error {
 	if err == nil || errIsNodeError(err) {
 		return err
 	}
-	return &NodeError{Node: n.ID(), Op: op, Err: fmt.Errorf("%w", err)}
+	return &checkpoint.NodeError{Node: n.ID(), Op: op, Err: fmt.Errorf("%w", err)}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/dockerx"
+	"github.com/raydeploy/sdk/internal/fanout"
 	"github.com/raydeploy/sdk/internal/sshx"
 )
 
@@ -60,12 +61,12 @@ true`
 func (c *cleanupExisting) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	d := c.d
 	p := checkpoint.Plan{Checkpoint: c.Name()}
-	items, err := Fanout(ctx, d.cluster.Nodes(), FanoutOptions{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.cleanupItems)
-	if err != nil {
-		return p, err
-	}
+	items, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.cleanupItems)
 	for _, n := range d.cluster.Nodes() {
 		p.Items = append(p.Items, items[n.ID()]...)
+	}
+	if err != nil {
+		return p, err // the nodes planned so far are in p
 	}
 	return p, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/internal/fanout"
 	"github.com/raydeploy/sdk/internal/sshx"
 )
 
@@ -40,7 +41,7 @@ const (
 func (c *dockerInstallation) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	d := c.d
 	p := checkpoint.Plan{Checkpoint: c.Name()}
-	facts, err := Fanout(ctx, d.cluster.Nodes(), FanoutOptions{Concurrency: d.opts.Concurrency, Op: "facts"}, d.nodeFacts)
+	facts, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: "facts"}, d.nodeFacts)
 	if err != nil {
 		return p, err
 	}
@@ -48,7 +49,7 @@ func (c *dockerInstallation) Plan(ctx context.Context) (checkpoint.Plan, error) 
 		f := facts[n.ID()]
 		if !f.Docker {
 			if !f.debianLike() {
-				return p, &NodeError{Node: n.ID(), Op: c.Name(), Err: fmt.Errorf("docker is missing and %s has no apt: install Docker Engine by hand", f.OS)}
+				return p, &checkpoint.NodeError{Node: n.ID(), Op: c.Name(), Err: fmt.Errorf("docker is missing and %s has no apt: install Docker Engine by hand", f.OS)}
 			}
 			p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: actionInstallDocker, Detail: "apt-get install docker.io"})
 		}

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/raydeploy/sdk/checkpoint"
-	"github.com/raydeploy/sdk/internal/sshx"
 )
 
 // prerequisitesCheck reports on every node and changes nothing: OS, CPUs,
@@ -39,7 +38,7 @@ func (c *prerequisitesCheck) Run(ctx context.Context, p checkpoint.Plan) ([]chec
 	summaries := map[string]string{}
 	var mu sync.Mutex
 	err := d.fanout(ctx, nodes, c.Name(), func(ctx context.Context, n Node) error {
-		f, err := d.refreshFacts(ctx, n)
+		f, err := d.prerequisiteFacts(ctx, n)
 		if err != nil {
 			return err
 		}
@@ -48,7 +47,7 @@ func (c *prerequisitesCheck) Run(ctx context.Context, p checkpoint.Plan) ([]chec
 		summaries[n.ID()] = fmt.Sprintf("%s, %d CPUs, %s memory, %s free on /, %s", f.OS, f.CPUs, f.MemTotal, f.DiskFree, dockerState(f))
 		mu.Unlock()
 		if len(problems) > 0 {
-			return &NodeError{Node: n.ID(), Op: c.Name(), Err: errors.New(strings.Join(problems, "; "))}
+			return &checkpoint.NodeError{Node: n.ID(), Op: c.Name(), Err: errors.New(strings.Join(problems, "; "))}
 		}
 		return nil
 	})
@@ -65,6 +64,23 @@ func dockerState(f Facts) string {
 		return "Docker running, user " + f.User + " may not use it"
 	}
 	return "Docker running"
+}
+
+// prerequisiteFacts gathers the node's facts afresh and, on a worker, probes
+// the head's reachability in the same SSH session: one round trip per node.
+func (d *Deployer) prerequisiteFacts(ctx context.Context, n Node) (Facts, error) {
+	probe := ""
+	if n.Role != RoleHead {
+		probe = headProbeScript(d.cluster.Head.Address, d.cluster.Head.Port)
+	}
+	f, err := d.conn.gatherFactsWith(ctx, n, probe)
+	if err != nil {
+		return Facts{}, err
+	}
+	d.mu.Lock()
+	d.facts[n.ID()] = f
+	d.mu.Unlock()
+	return f, nil
 }
 
 // checkNode returns the node's unmet prerequisites.
@@ -95,17 +111,8 @@ func (d *Deployer) checkNode(ctx context.Context, n Node, f Facts) []string {
 	if busy := d.busyRayPorts(ctx, n, f); len(busy) > 0 {
 		problems = append(problems, fmt.Sprintf("Ray's ports %v are in use by something else", busy))
 	}
-	if n.Role != RoleHead {
-		head := d.cluster.Head
-		probe := fmt.Sprintf("timeout 5 bash -c 'exec 3<>/dev/tcp/%s/%d' 2>&1", head.Address, head.Port)
-		if _, err := d.conn.run(ctx, n, probe); err != nil {
-			var ee *sshx.ExitError
-			if errors.As(err, &ee) {
-				problems = append(problems, fmt.Sprintf("cannot reach the head %s:%d from here", head.Address, head.Port))
-			} else {
-				problems = append(problems, fmt.Sprintf("reachability check failed: %v", err))
-			}
-		}
+	if head := d.cluster.Head; n.Role != RoleHead && f.headProbe != "yes" {
+		problems = append(problems, fmt.Sprintf("cannot reach the head %s:%d from here", head.Address, head.Port))
 	}
 	return problems
 }

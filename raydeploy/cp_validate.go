@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/raydeploy/sdk/checkpoint"
-	"github.com/raydeploy/sdk/raydeploy/dashboard"
+	"github.com/raydeploy/sdk/internal/fanout"
+	"github.com/raydeploy/sdk/internal/raydash"
 )
 
 //go:embed validate_job.py
@@ -104,7 +107,7 @@ func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*Validation
 		detail string
 		err    error
 	}
-	states, _ := Fanout(ctx, nodes, FanoutOptions{Concurrency: d.opts.Concurrency, Op: "validate"}, func(ctx context.Context, n Node) (ctr, error) {
+	states, _ := fanout.Map(ctx, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: "validate"}, func(ctx context.Context, n Node) (ctr, error) {
 		e, err := d.conn.docker(ctx, n)
 		if err != nil {
 			return ctr{err: err}, nil
@@ -142,7 +145,7 @@ func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*Validation
 				continue
 			}
 			total += a.CPUs()
-			add("ray-node", n.ID(), nil, fmt.Sprintf("ALIVE, %g CPUs", a.CPUs()))
+			add("ray-node", n.ID(), resourcesAsConfigured(n, a), "ALIVE, "+describeResources(a))
 		}
 		add("ray-cluster", "", nil, fmt.Sprintf("%d of %d nodes ALIVE, %g CPUs", len(alive), len(nodes), total))
 	}
@@ -180,14 +183,59 @@ func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*Validation
 	return rep, nil
 }
 
+// resourcesAsConfigured compares the GPUs and custom resources Ray reports
+// for a node with the ones its config gives Ray (CPUs are compared when the
+// node is looked up); resources the config leaves unset are not checked.
+func resourcesAsConfigured(n Node, rn raydash.Node) error {
+	var bad []string
+	if g := n.Resources.GPUs; g != nil && rn.Resources["GPU"] != float64(*g) {
+		bad = append(bad, fmt.Sprintf("GPU %g, want %d", rn.Resources["GPU"], *g))
+	}
+	for _, k := range slices.Sorted(maps.Keys(n.Resources.Custom)) {
+		if want := n.Resources.Custom[k]; rn.Resources[k] != want {
+			bad = append(bad, fmt.Sprintf("%s %g, want %g", k, rn.Resources[k], want))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("ALIVE, but Ray reports %s", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// describeResources says what Ray may schedule on a node: CPUs always, GPUs
+// and custom resources when there are any ("0 CPUs, 1 GPU, tts 2").
+func describeResources(rn raydash.Node) string {
+	parts := []string{fmt.Sprintf("%g CPUs", rn.CPUs())}
+	if g := rn.Resources["GPU"]; g > 0 {
+		parts = append(parts, fmt.Sprintf("%g GPUs", g))
+	}
+	for _, k := range slices.Sorted(maps.Keys(rn.Resources)) {
+		if builtinResource(k) {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %g", k, rn.Resources[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// builtinResource reports whether Ray defines the resource itself (CPU, GPU,
+// memory, object store, the node:<ip> and accelerator_type: markers).
+func builtinResource(name string) bool {
+	switch name {
+	case "CPU", "GPU", "memory", "object_store_memory":
+		return true
+	}
+	return strings.HasPrefix(name, "node:") || strings.HasPrefix(name, "accelerator_type:")
+}
+
 // runValidationJob submits the validation job and returns, by node IP, the
 // host name each task reported.
-func (d *Deployer) runValidationJob(ctx context.Context, dash *dashboard.Client) (map[string]string, error) {
+func (d *Deployer) runValidationJob(ctx context.Context, dash *raydash.Client) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.opts.ValidationJobTimeout)
 	defer cancel()
 	code := base64.StdEncoding.EncodeToString([]byte(validateJob))
 	entry := fmt.Sprintf(`python -c "import base64; exec(base64.b64decode('%s'))"`, code)
-	sub, err := dash.SubmitJob(ctx, dashboard.JobSubmitRequest{
+	sub, err := dash.SubmitJob(ctx, raydash.JobSubmitRequest{
 		Entrypoint: entry,
 		Metadata:   map[string]string{"raydeploy": "final-validation"},
 	})
@@ -199,7 +247,7 @@ func (d *Deployer) runValidationJob(ctx context.Context, dash *dashboard.Client)
 		return nil, fmt.Errorf("validation job %s: %w", sub.SubmissionID, err)
 	}
 	logs, _ := dash.JobLogs(ctx, sub.SubmissionID)
-	if info.Status != dashboard.JobSucceeded {
+	if info.Status != raydash.JobSucceeded {
 		return nil, fmt.Errorf("validation job %s %s: %s; last log lines: %s", sub.SubmissionID, info.Status, info.Message, tail(logs, 5))
 	}
 	for _, line := range strings.Split(logs, "\n") {

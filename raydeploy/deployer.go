@@ -11,8 +11,9 @@ import (
 
 	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/internal/fanout"
+	"github.com/raydeploy/sdk/internal/raydash"
 	"github.com/raydeploy/sdk/monitoring"
-	"github.com/raydeploy/sdk/raydeploy/dashboard"
 )
 
 // The six checkpoints, in order. Their names are the seed's.
@@ -56,6 +57,12 @@ type Options struct {
 	Concurrency int
 	// Images is how images reach nodes (default ImageAuto).
 	Images ImagePolicy
+	// ImageRelay side-loads through the nodes: the controller sends each
+	// image once and the nodes pass it on to each other over SSH (one-time
+	// keys per transfer; see internal/imagerelay). Nodes the others cannot
+	// reach, or where the relayed image is not the controller's, get the
+	// direct side-load.
+	ImageRelay bool
 	// ImageFile is a docker-save tar to side-load from instead of the
 	// controller's Engine.
 	ImageFile string
@@ -91,21 +98,6 @@ type Prerequisites struct {
 	MaxClockSkew time.Duration
 }
 
-func (p *Prerequisites) applyDefaults() {
-	if p.MinCPUs == 0 {
-		p.MinCPUs = 1
-	}
-	if p.MinMemory == 0 {
-		p.MinMemory = 2 << 30
-	}
-	if p.MinDiskFree == 0 {
-		p.MinDiskFree = 10 << 30
-	}
-	if p.MaxClockSkew == 0 {
-		p.MaxClockSkew = 30 * time.Second
-	}
-}
-
 // Deployer deploys, checks and removes one Ray cluster. It holds one SSH
 // connection per node for its whole life; Close releases them.
 type Deployer struct {
@@ -133,22 +125,7 @@ func New(c *Cluster, opts Options) (*Deployer, error) {
 	if !c.MonitoringEnabled() {
 		opts.NoMonitoring = true
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = DefaultConcurrency
-	}
-	if opts.Images == "" {
-		opts.Images = ImageAuto
-	}
-	if opts.ReadyTimeout == 0 {
-		opts.ReadyTimeout = 3 * time.Minute
-	}
-	if opts.ValidationJobTimeout == 0 {
-		opts.ValidationJobTimeout = 2 * time.Minute
-	}
-	opts.Prerequisites.applyDefaults()
+	opts = opts.withDefaults()
 	d := &Deployer{
 		cluster: c,
 		opts:    opts,
@@ -318,22 +295,14 @@ func (d *Deployer) refreshFacts(ctx context.Context, n Node) (Facts, error) {
 
 // fanout runs fn on every node with the Deployer's concurrency.
 func (d *Deployer) fanout(ctx context.Context, nodes []Node, op string, fn func(ctx context.Context, n Node) error) error {
-	return ForEachNode(ctx, nodes, FanoutOptions{Concurrency: d.opts.Concurrency, Op: op, Logger: d.log}, fn)
+	return fanout.Each(ctx, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: op, Logger: d.log}, fn)
 }
 
 // results turns a fan-out error into one NodeResult per node: failed nodes
 // carry their error, the others the summary summarize gives.
 func results(nodes []Node, err error, summarize func(Node) string) []checkpoint.NodeResult {
 	failed := map[string]error{}
-	var me interface{ WrappedErrors() []error }
-	if errors.As(err, &me) {
-		for _, e := range me.WrappedErrors() {
-			var ne *NodeError
-			if errors.As(e, &ne) {
-				failed[ne.Node] = ne.Err // the ledger names the node and checkpoint
-			}
-		}
-	}
+	markFailed(failed, err)
 	out := make([]checkpoint.NodeResult, 0, len(nodes))
 	for _, n := range nodes {
 		if e, ok := failed[n.ID()]; ok {
@@ -347,6 +316,14 @@ func results(nodes []Node, err error, summarize func(Node) string) []checkpoint.
 		out = append(out, checkpoint.NodeResult{Node: n.ID(), Summary: summarize(n)})
 	}
 	return out
+}
+
+// markFailed records in failed the cause of every node that err names (the
+// ledger names the node and checkpoint itself).
+func markFailed(failed map[string]error, err error) {
+	for _, ne := range checkpoint.NodeErrors(err) {
+		failed[ne.Node] = ne.Err
+	}
 }
 
 // nodesIn returns the cluster's nodes that the plan names, in cluster order.
@@ -366,13 +343,13 @@ func (d *Deployer) nodesIn(p checkpoint.Plan) []Node {
 
 // dashboardClient returns a client of the head's Ray dashboard, reached
 // through the head's SSH connection.
-func (d *Deployer) dashboardClient() (*dashboard.Client, error) {
+func (d *Deployer) dashboardClient() (*raydash.Client, error) {
 	tok, err := d.cluster.rayToken()
 	if err != nil {
 		return nil, err
 	}
 	head := d.cluster.Nodes()[0]
-	return dashboard.New(dashboard.Config{
+	return raydash.New(raydash.Config{
 		BaseURL:    fmt.Sprintf("http://127.0.0.1:%d", d.cluster.Ray.Ports.Dashboard),
 		Token:      tok,
 		HTTPClient: d.conn.httpClient(head, 15*time.Second),

@@ -1,8 +1,23 @@
-// Package raydeploy holds the desired Ray cluster and how it is loaded:
-// Cluster, Node and RayConfig, their validation and defaults, the YAML
-// format and the Ansible inventory import, and ForEachNode / Fanout, the
-// bounded per-node fan-out whose failures are *NodeError values collected
-// in a *multierror.Error. (The checkpoints and the Deployer live here too.)
+// Package raydeploy deploys, checks and removes a Ray cluster on machines
+// you own: the Deployer (Deploy, Plan, Validate, Down) and its six
+// checkpoints, over the desired cluster and how it is loaded.
+//
+// Where each concern lives (files of this package):
+//
+//   - config*.go, defaults.go, inventory*.go: the config model (Cluster,
+//     Node, RayConfig, Secret, ByteSize), its validation (config_validate.go)
+//     and defaults (defaults.go, which also holds the Deployer's defaults),
+//     the loaders: Load and the YAML format (config_load.go,
+//     config_yaml.go), the Ansible inventory import (inventory*.go). These
+//     files import nothing of the checkpoints, SSH or Docker.
+//   - deployer.go: New, Options, Deploy, Plan, List, Close.
+//   - cp_*.go and down.go: one file per checkpoint.
+//   - connect.go, facts.go: the per-node SSH and Docker connections.
+//   - ray_services.go: Ray's head and worker ServiceSpecs.
+//
+// Failures of single nodes are *checkpoint.NodeError values (errors.As
+// finds them; checkpoint.FailedNodes lists their nodes). ServiceSpec is
+// service.Spec under the name users of this package see.
 //
 // # Loading
 //

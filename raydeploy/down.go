@@ -9,6 +9,7 @@ import (
 
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/dockerx"
+	"github.com/raydeploy/sdk/internal/fanout"
 )
 
 // down removes every container that carries this cluster's label, on every
@@ -31,7 +32,7 @@ func (c *down) Risks() []string {
 func (c *down) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	d := c.d
 	p := checkpoint.Plan{Checkpoint: c.Name()}
-	owned, err := Fanout(ctx, d.cluster.Nodes(), FanoutOptions{Concurrency: d.opts.Concurrency, Op: "down plan"}, func(ctx context.Context, n Node) ([]dockerx.Container, error) {
+	owned, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: "down plan"}, func(ctx context.Context, n Node) ([]dockerx.Container, error) {
 		e, err := d.conn.docker(ctx, n)
 		if err != nil {
 			return nil, err

@@ -27,6 +27,11 @@ type Facts struct {
 	User          string        `json:"user"`
 	ListenPorts   []int         `json:"listen_ports,omitempty"`
 	ClockSkew     time.Duration `json:"clock_skew"` // node clock minus controller clock
+
+	// headProbe is the answer of the head reachability probe that
+	// prerequisites-check appends to the facts script: "" (not probed),
+	// "yes" or "no".
+	headProbe string
 }
 
 // factsScript prints key=value lines; it needs only POSIX sh and /proc.
@@ -45,10 +50,23 @@ cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4=="0A"{split($2,a,":"); pr
 echo "time=$(date +%s.%N)"
 `
 
+// headProbeScript tries a TCP connection to addr:port from the node and
+// prints head_reach=yes or head_reach=no, so that the reachability check
+// rides in the facts script's session instead of a session of its own.
+func headProbeScript(addr string, port int) string {
+	return fmt.Sprintf("if timeout 5 bash -c 'exec 3<>/dev/tcp/%s/%d' >/dev/null 2>&1; then echo head_reach=yes; else echo head_reach=no; fi\n", addr, port)
+}
+
 // gatherFacts runs factsScript on the node.
 func (c *connector) gatherFacts(ctx context.Context, n Node) (Facts, error) {
+	return c.gatherFactsWith(ctx, n, "")
+}
+
+// gatherFactsWith runs factsScript followed by extra (more key=value lines,
+// like headProbeScript's) in one session.
+func (c *connector) gatherFactsWith(ctx context.Context, n Node, extra string) (Facts, error) {
 	start := time.Now()
-	out, err := c.run(ctx, n, factsScript)
+	out, err := c.run(ctx, n, factsScript+extra)
 	if err != nil {
 		return Facts{}, nodeErr(n, "facts", err)
 	}
@@ -109,6 +127,8 @@ func parseFacts(out string) (Facts, time.Time, error) {
 			if p, err := strconv.ParseInt(v, 16, 32); err == nil {
 				ports[int(p)] = true
 			}
+		case "head_reach":
+			f.headProbe = v
 		case "time":
 			if sec, err := strconv.ParseFloat(v, 64); err == nil {
 				t = time.Unix(0, int64(sec*1e9))
@@ -130,18 +150,4 @@ func parseFacts(out string) (Facts, time.Time, error) {
 // debianLike reports whether the node's packages come from apt.
 func (f Facts) debianLike() bool {
 	return f.OSID == "debian" || f.OSID == "ubuntu" || strings.Contains(" "+f.OSLike+" ", " debian ") || strings.Contains(" "+f.OSLike+" ", " ubuntu ")
-}
-
-// String renders the size for people: "31.3 GiB", "512 MiB", "900 B".
-func (b ByteSize) String() string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%d B", int64(b))
-	}
-	div, exp := int64(unit), 0
-	for n := int64(b) / unit; n >= unit && exp < 4; n /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
 }

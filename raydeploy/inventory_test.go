@@ -28,7 +28,7 @@ func TestLoadInventorySeed(t *testing.T) {
 		Head: Node{Name: "MASTER", Address: "192.0.2.240", User: "rayadmin",
 			Auth: Auth{KeyFile: key, Password: NewSecret("s3ed-SSH-pass word"), SudoPassword: NewSecret("s3ed-SUDO-pass")},
 			// head_nodes.yml's ray_num_cpus beats all.yml's ray_cpu_fraction.
-			Resources: Resources{CPUs: Ptr(0), MemoryFraction: 0.8}},
+			Resources: Resources{CPUs: new(0), MemoryFraction: 0.8}},
 		Workers: []Node{
 			worker("G-241", "192.0.2.241", 0),
 			worker("G-242", "192.0.2.242", 0),
@@ -146,13 +146,13 @@ ansible_user = everyone
 	}
 	want := &Cluster{
 		Name: "lab1",
-		Head: Node{Name: "ctl.example.net", Address: "ctl.example.net", Port: 2200, User: "ops team", Resources: Resources{GPUs: Ptr(1)}},
+		Head: Node{Name: "ctl.example.net", Address: "ctl.example.net", Port: 2200, User: "ops team", Resources: Resources{GPUs: new(1)}},
 		Workers: []Node{
 			{Name: "gpu1.example.net", Address: "gpu1.example.net", User: "gpu", Resources: Resources{CPUFraction: 0.5, MemoryFraction: 0.5}},
 			{Name: "gpu2.example.net", Address: "gpu2.example.net", User: "gpu", Resources: Resources{CPUFraction: 0.5, MemoryFraction: 0.5}},
-			{Name: "cpu08", Address: "192.0.2.7", User: "everyone", Resources: Resources{CPUs: Ptr(16)}},
-			{Name: "cpu09", Address: "192.0.2.9", User: "everyone", Resources: Resources{CPUs: Ptr(16)}},
-			{Name: "cpu10", Address: "192.0.2.10", User: "everyone", Resources: Resources{CPUs: Ptr(16)}},
+			{Name: "cpu08", Address: "192.0.2.7", User: "everyone", Resources: Resources{CPUs: new(16)}},
+			{Name: "cpu09", Address: "192.0.2.9", User: "everyone", Resources: Resources{CPUs: new(16)}},
+			{Name: "cpu10", Address: "192.0.2.10", User: "everyone", Resources: Resources{CPUs: new(16)}},
 		},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {

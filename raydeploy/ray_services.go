@@ -8,7 +8,7 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/raydeploy/sdk/raydeploy/service"
+	"github.com/raydeploy/sdk/service"
 )
 
 // ServiceSpec is a containerized service the SDK runs on a set of nodes; the

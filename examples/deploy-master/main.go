@@ -223,6 +223,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return list(ctx, d, stdout, stderr)
 	case o.dryRun:
 		plans, err := d.Plan(ctx, ro)
+		if o.output == "json" {
+			doc := planDocument(effective.Name, plans, err)
+			if werr := writeJSON(stdout, doc); werr != nil || !doc.OK {
+				if ctx.Err() != nil {
+					return exitInterrupted
+				}
+				return exitFailed
+			}
+			return exitOK
+		}
 		for _, p := range plans {
 			fmt.Fprint(stdout, p.String())
 		}
@@ -503,9 +513,9 @@ func list(ctx context.Context, d *raydeploy.Deployer, stdout, stderr io.Writer) 
 // nodeCause drops the "node X: op:" prefixes that repeat the node's name,
 // keeping the innermost operation: "connect: ssh 10.0.0.1:22: ...".
 func nodeCause(node string, err error) string {
-	var ne *raydeploy.NodeError
+	var ne *checkpoint.NodeError
 	for errors.As(err, &ne) && ne.Node == node {
-		var inner *raydeploy.NodeError
+		var inner *checkpoint.NodeError
 		if !errors.As(ne.Err, &inner) || inner.Node != node {
 			return ne.Op + ": " + ne.Err.Error()
 		}

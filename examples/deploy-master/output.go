@@ -86,3 +86,48 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// planJSON is the result of --dry-run (schema "raydeploy.plan/v1"): every
+// selected checkpoint, also after one whose plan failed.
+type planJSON struct {
+	Schema      string       `json:"schema"`
+	Cluster     string       `json:"cluster"`
+	OK          bool         `json:"ok"` // every plan could be made
+	Checkpoints []planCPJSON `json:"checkpoints"`
+	Error       string       `json:"error,omitempty"`
+}
+
+// planCPJSON is one checkpoint's plan.
+type planCPJSON struct {
+	Name string `json:"checkpoint"`
+	// Status is "changes" (items to run), "satisfied" (nothing to do) or
+	// "failed" (errors: planning failed for those nodes; "*" is all).
+	Status string                 `json:"status"`
+	Items  []checkpoint.PlanItem  `json:"items"`
+	Errors []checkpoint.PlanError `json:"errors"`
+}
+
+func planDocument(cluster string, plans []checkpoint.Plan, err error) planJSON {
+	doc := planJSON{Schema: "raydeploy.plan/v1", Cluster: cluster, OK: err == nil, Checkpoints: []planCPJSON{}}
+	if err != nil {
+		doc.Error = err.Error()
+	}
+	for _, p := range plans {
+		c := planCPJSON{Name: p.Checkpoint, Status: "satisfied", Items: p.Items, Errors: p.Errors}
+		if c.Items == nil {
+			c.Items = []checkpoint.PlanItem{}
+		}
+		if c.Errors == nil {
+			c.Errors = []checkpoint.PlanError{}
+		}
+		switch {
+		case len(p.Errors) > 0:
+			c.Status = "failed"
+			doc.OK = false
+		case len(p.Items) > 0:
+			c.Status = "changes"
+		}
+		doc.Checkpoints = append(doc.Checkpoints, c)
+	}
+	return doc
+}

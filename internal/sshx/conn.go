@@ -29,6 +29,7 @@ type Conn struct {
 	log      *slog.Logger
 	password Secret
 	sudoPath string
+	hostKey  ssh.PublicKey // the key the server proved, verified against known_hosts
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -88,10 +89,18 @@ func dial(ctx context.Context, cfg Config, jump *Conn, hooks *dialHooks) (*Conn,
 	}
 	defer cleanup()
 	algos := hk.Algorithms(addr)
+	verify := hk.Callback(addr)
+	var hostKey atomic.Pointer[ssh.PublicKey]
 	clientCfg := &ssh.ClientConfig{
-		User:              cfg.User,
-		Auth:              methods,
-		HostKeyCallback:   hk.Callback(addr),
+		User: cfg.User,
+		Auth: methods,
+		HostKeyCallback: func(h string, remote net.Addr, key ssh.PublicKey) error {
+			if err := verify(h, remote, key); err != nil {
+				return err
+			}
+			hostKey.Store(&key)
+			return nil
+		},
 		HostKeyAlgorithms: algos,
 	}
 
@@ -138,6 +147,9 @@ func dial(ctx context.Context, cfg Config, jump *Conn, hooks *dialHooks) (*Conn,
 		password: cfg.Auth.sudoPassword(),
 		sudoPath: "sudo",
 		done:     make(chan struct{}),
+	}
+	if k := hostKey.Load(); k != nil {
+		c.hostKey = *k
 	}
 	go func() {
 		err := client.Wait()
@@ -228,6 +240,9 @@ func classify(addr string, err error, restricted bool) error {
 
 // Addr returns the node's "host:port".
 func (c *Conn) Addr() string { return c.addr }
+
+// HostKey returns the node's host key, as verified when connecting.
+func (c *Conn) HostKey() ssh.PublicKey { return c.hostKey }
 
 // User returns the login user.
 func (c *Conn) User() string { return c.cfg.User }

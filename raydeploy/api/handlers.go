@@ -570,7 +570,7 @@ func (s *Server) postPlan(w http.ResponseWriter, r *http.Request, p Principal) {
 		cp := CheckpointPlan{Checkpoint: pl.Checkpoint, Description: info.Description, NeedsApproval: info.NeedsApproval || info.Destructive,
 			Destructive: info.Destructive, Digest: pl.Digest(), Empty: pl.Empty(), Items: []PlanItem{}, Nodes: map[string][]PlanItem{}}
 		for _, it := range pl.Items {
-			pi := PlanItem(it)
+			pi := PlanItem{Node: it.Node, Action: it.Action, Detail: it.Detail}
 			cp.Items = append(cp.Items, pi)
 			cp.Nodes[it.Node] = append(cp.Nodes[it.Node], pi)
 		}
@@ -607,7 +607,7 @@ func (s *Server) toRequest(r approval.Request) ApprovalRequest {
 		Risks: append([]string{}, r.Risks...), Plan: []PlanItem{}, PlanDigest: r.PlanDigest, RequestedBy: r.RequestedBy,
 		RequestedAt: r.RequestedAt.UTC(), ExpiresAt: r.RequestedAt.Add(s.cfg.ApprovalTimeout).UTC(), ExecutionID: s.currentExec()}
 	for _, it := range r.Plan {
-		ar.Plan = append(ar.Plan, PlanItem(it))
+		ar.Plan = append(ar.Plan, PlanItem{Node: it.Node, Action: it.Action, Detail: it.Detail})
 	}
 	return ar
 }

@@ -10,9 +10,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -161,10 +163,40 @@ type Node struct {
 	dash    *chanListener // connections to the Ray dashboard
 	files   *fileSystem
 
+	isolated atomic.Bool // peers cannot connect to it
+
+	cmdMu    sync.Mutex
+	commands []string // the last maxCommands commands run, oldest first
+
 	mu    sync.Mutex
 	conns map[net.Conn]bool
 	done  bool
 }
+
+// maxCommands bounds how many commands a node remembers.
+const maxCommands = 64
+
+// Commands returns the commands the node was asked to run, oldest first
+// (the last 64), exactly as they arrived.
+func (n *Node) Commands() []string {
+	n.cmdMu.Lock()
+	defer n.cmdMu.Unlock()
+	return slices.Clone(n.commands)
+}
+
+func (n *Node) record(cmd string) {
+	n.cmdMu.Lock()
+	defer n.cmdMu.Unlock()
+	if len(n.commands) == maxCommands {
+		n.commands = n.commands[1:]
+	}
+	n.commands = append(n.commands, cmd)
+}
+
+// Isolate cuts the node off from its peers (on) or reconnects it (off): the
+// other nodes' connections to it fail, as behind a firewall, while the
+// controller still reaches it over SSH.
+func (n *Node) Isolate(on bool) { n.isolated.Store(on) }
 
 // SSHAddress is host:port of the node's SSH server.
 func (n *Node) SSHAddress() string { return net.JoinHostPort(n.Address, strconv.Itoa(n.Port)) }

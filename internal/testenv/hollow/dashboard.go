@@ -17,7 +17,7 @@ func (n *Node) dashboardListens(port int) bool {
 }
 
 // serveDashboard answers the Ray dashboard requests the deployment makes, in
-// the shapes of Ray's own answers (raydeploy/dashboard/testdata): the head's
+// the shapes of Ray's own answers (internal/raydash/testdata): the head's
 // version and GCS health, and the state API's node list, built from the Ray
 // containers running on the cluster's hollow nodes.
 func serveDashboard(n *Node, l *chanListener) {

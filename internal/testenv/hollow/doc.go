@@ -10,7 +10,7 @@
 // of the testenv nodes). A node whose Ray head container runs answers the Ray
 // dashboard endpoints the deployment needs (/api/version, /api/gcs_healthz,
 // /api/v0/nodes) on its dashboard port through direct-tcpip, in the recorded
-// shapes of raydeploy/dashboard/testdata; the Ray nodes it reports are the
+// shapes of internal/raydash/testdata; the Ray nodes it reports are the
 // Ray containers running on the cluster's hollow nodes.
 //
 // What a hollow node does not do: run processes (a container "runs" until it

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,5 +177,31 @@ func writeFile(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPrerequisitesHeadUnreachable: a worker that cannot reach the head
+// fails prerequisites-check saying so; the head itself passes.
+func TestPrerequisitesHeadUnreachable(t *testing.T) {
+	hc, c := hollowCluster(t, 2)
+	hc.Nodes[0].Isolate(true)
+	d := newDeployer(t, c, "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := d.Deploy(ctx, checkpoint.RunOptions{Only: raydeploy.CheckpointPrerequisites})
+	if err == nil {
+		t.Fatal("prerequisites-check passed with the head unreachable from the worker")
+	}
+	for _, nr := range rep.Checkpoints[0].Nodes {
+		switch nr.Node {
+		case hc.Nodes[0].Name:
+			if nr.Err != nil {
+				t.Errorf("head: %v", nr.Err)
+			}
+		default:
+			if nr.Err == nil || !strings.Contains(nr.Err.Error(), "cannot reach the head "+hc.Nodes[0].Address) {
+				t.Errorf("worker: got %v, want cannot reach the head", nr.Err)
+			}
+		}
 	}
 }

@@ -33,6 +33,7 @@ var pids atomic.Int64
 // exec runs one command of the SDK's and returns its exit status. Only the
 // commands the SDK sends are understood; anything else exits 127.
 func (n *Node) exec(cmd string, ch ssh.Channel) int {
+	n.record(cmd)
 	stderr := ch.Stderr()
 	if m := pidPrefix.FindStringSubmatch(cmd); m != nil {
 		pid := 1000 + pids.Add(1)
@@ -118,7 +119,7 @@ func (n *Node) factsOutput(cmd string) string {
 func (n *Node) reachable(cmd string) bool {
 	m := tcpProbe.FindStringSubmatch(cmd)
 	target := n.cluster.node(m[1])
-	if target == nil {
+	if target == nil || (target != n && target.isolated.Load()) {
 		return false
 	}
 	port, _ := strconv.Atoi(m[2])

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raydeploy/sdk/raydeploy/dashboard"
+	"github.com/raydeploy/sdk/internal/raydash"
 )
 
 func TestParseStart(t *testing.T) {
@@ -104,7 +104,7 @@ func TestWorkerWaitsForHead(t *testing.T) {
 		return nil
 	})
 	startRay(t, "head", nil, headArgs(t, h, gcsPort, dashPort, 1)...)
-	c, _ := dashboard.New(dashboard.Config{BaseURL: fmt.Sprintf("http://%s:%d", h.ip, dashPort)})
+	c, _ := raydash.New(raydash.Config{BaseURL: fmt.Sprintf("http://%s:%d", h.ip, dashPort)})
 	eventually(t, 30*time.Second, "worker joined", func() error {
 		nodes, err := c.Nodes(ctx)
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -16,21 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raydeploy/sdk/raydeploy/dashboard"
+	"github.com/raydeploy/sdk/internal/raydash"
 )
-
-// validationScript is the SDK's validation job, verbatim.
-const validationScript = `import json, socket
-import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-ray.init(address="auto")
-@ray.remote(num_cpus=1)
-def where():
-    return {"node_id": ray.get_runtime_context().get_node_id(), "ip": ray.util.get_node_ip_address(), "hostname": socket.gethostname()}
-alive = [n for n in ray.nodes() if n["Alive"]]
-refs = [where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n["NodeID"], soft=False)).remote() for n in alive]
-print("RAYDEPLOY_VALIDATION " + json.dumps(ray.get(refs)))
-`
 
 // TestCluster starts a head and two workers on 127.0.0.1-3 and checks,
 // through the dashboard client, what the SDK relies on.
@@ -52,7 +38,7 @@ func TestCluster(t *testing.T) {
 			"--temp-dir="+w.tempDir, "--block")
 	}
 
-	c, err := dashboard.New(dashboard.Config{BaseURL: fmt.Sprintf("http://%s:%d", headN.ip, dashPort)})
+	c, err := raydash.New(raydash.Config{BaseURL: fmt.Sprintf("http://%s:%d", headN.ip, dashPort)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +53,7 @@ func TestCluster(t *testing.T) {
 	}
 
 	wantCPUs := map[string]float64{"127.0.0.1": 2, "127.0.0.2": 1, "127.0.0.3": 3}
-	var nodes []dashboard.Node
+	var nodes []raydash.Node
 	eventually(t, 30*time.Second, "3 nodes ALIVE", func() error {
 		nodes, err = c.Nodes(ctx)
 		if err != nil {
@@ -113,7 +99,7 @@ func TestCluster(t *testing.T) {
 		t.Errorf("summaries: %d, want 3", len(sums))
 	}
 	for _, s := range sums {
-		if s.Hostname != host || s.State != dashboard.NodeAlive || s.ID != ids[s.IP] || s.MemTotal <= 0 {
+		if s.Hostname != host || s.State != raydash.NodeAlive || s.ID != ids[s.IP] || s.MemTotal <= 0 {
 			t.Errorf("summary %+v: want hostname %q, ALIVE, id %s, memory", s, host, ids[s.IP])
 		}
 	}
@@ -172,7 +158,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("jobs", func(t *testing.T) {
-		sub, err := c.SubmitJob(ctx, dashboard.JobSubmitRequest{
+		sub, err := c.SubmitJob(ctx, raydash.JobSubmitRequest{
 			Entrypoint: `echo "hello from $GREETING on $RAY_ADDRESS"`,
 			RuntimeEnv: map[string]any{"env_vars": map[string]string{"GREETING": "raydeploy"}},
 			Metadata:   map[string]string{"owner": "test"},
@@ -187,7 +173,7 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.Status != dashboard.JobSucceeded || info.Metadata["owner"] != "test" || info.EndTime < info.StartTime {
+		if info.Status != raydash.JobSucceeded || info.Metadata["owner"] != "test" || info.EndTime < info.StartTime {
 			t.Errorf("job = %+v, want SUCCEEDED with metadata", info)
 		}
 		logs, err := c.JobLogs(ctx, sub.SubmissionID)
@@ -198,7 +184,7 @@ func TestCluster(t *testing.T) {
 			t.Errorf("logs = %q, want %q", logs, want)
 		}
 
-		fail, err := c.SubmitJob(ctx, dashboard.JobSubmitRequest{Entrypoint: "echo boom >&2; exit 3", SubmissionID: "fails"})
+		fail, err := c.SubmitJob(ctx, raydash.JobSubmitRequest{Entrypoint: "echo boom >&2; exit 3", SubmissionID: "fails"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,22 +192,22 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.Status != dashboard.JobFailed || info.DriverExitCode == nil || *info.DriverExitCode != 3 || !strings.Contains(info.Message, "boom") {
+		if info.Status != raydash.JobFailed || info.DriverExitCode == nil || *info.DriverExitCode != 3 || !strings.Contains(info.Message, "boom") {
 			t.Errorf("failing job = %+v, want FAILED with exit code 3 and its log in the message", info)
 		}
-		_, err = c.SubmitJob(ctx, dashboard.JobSubmitRequest{Entrypoint: "true", SubmissionID: "fails"})
-		var he *dashboard.HTTPError
+		_, err = c.SubmitJob(ctx, raydash.JobSubmitRequest{Entrypoint: "true", SubmissionID: "fails"})
+		var he *raydash.HTTPError
 		if !errors.As(err, &he) || he.Status != http.StatusBadRequest || !strings.Contains(he.Body, "already exists") {
 			t.Errorf("duplicate submission id: err = %v, want 400 already exists", err)
 		}
 
-		long, err := c.SubmitJob(ctx, dashboard.JobSubmitRequest{Entrypoint: "sleep 300"})
+		long, err := c.SubmitJob(ctx, raydash.JobSubmitRequest{Entrypoint: "sleep 300"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, 10*time.Second, "job RUNNING", func() error {
 			info, err := c.JobInfo(ctx, long.SubmissionID)
-			if err == nil && info.Status != dashboard.JobRunning {
+			if err == nil && info.Status != raydash.JobRunning {
 				err = fmt.Errorf("status %s", info.Status)
 			}
 			return err
@@ -233,13 +219,13 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("stop = %v, %v", stopped, err)
 		}
 		info, err = c.WaitJob(ctx, long.SubmissionID, 100*time.Millisecond)
-		if err != nil || info.Status != dashboard.JobStopped {
+		if err != nil || info.Status != raydash.JobStopped {
 			t.Errorf("stopped job = %+v, %v; want STOPPED", info, err)
 		}
 		if err := c.DeleteJob(ctx, long.SubmissionID); err != nil {
 			t.Errorf("delete stopped job: %v", err)
 		}
-		if _, err := c.JobInfo(ctx, long.SubmissionID); !errors.Is(err, dashboard.ErrNotFound) {
+		if _, err := c.JobInfo(ctx, long.SubmissionID); !errors.Is(err, raydash.ErrNotFound) {
 			t.Errorf("deleted job: err = %v, want ErrNotFound", err)
 		}
 		jobs, err := c.Jobs(ctx)
@@ -249,14 +235,8 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("validation job", func(t *testing.T) {
-		if _, err := exec.LookPath("python3"); err != nil {
-			t.Skip("python3 not installed")
-		}
-		script := filepath.Join(t.TempDir(), "validate.py")
-		if err := os.WriteFile(script, []byte(validationScript), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		sub, err := c.SubmitJob(ctx, dashboard.JobSubmitRequest{Entrypoint: "python3 " + script})
+		requirePython(t)
+		sub, err := c.SubmitJob(ctx, raydash.JobSubmitRequest{Entrypoint: "python " + sdkValidationJob(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +245,7 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		logs, _ := c.JobLogs(ctx, sub.SubmissionID)
-		if info.Status != dashboard.JobSucceeded {
+		if info.Status != raydash.JobSucceeded {
 			t.Fatalf("validation job %s: %s\n%s", info.Status, info.Message, logs)
 		}
 		got := parseValidation(t, logs)
@@ -282,45 +262,6 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("serve", func(t *testing.T) {
-		put, err := os.ReadFile("testdata/serve-rest-put-request.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.PutServeApplications(ctx, put); err != nil {
-			t.Fatal(err)
-		}
-		d, err := c.ServeApplications(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		app, ok := d.Applications["text_app"]
-		if !ok || app.Status != dashboard.AppRunning || app.RoutePrefix != "/" || len(app.Deployments) != 2 {
-			t.Fatalf("serve apps = %+v, want text_app RUNNING at / with 2 deployments", d.Applications)
-		}
-		if dep := app.Deployments["Translator"]; dep.Status != dashboard.DeploymentHealthy || len(dep.Replicas) != 1 {
-			t.Errorf("Translator = %+v, want HEALTHY with 1 replica", dep)
-		}
-		if len(d.Proxies) != 3 {
-			t.Errorf("proxies = %d, want one per node (EveryNode)", len(d.Proxies))
-		}
-		bad := []byte(`{"applications":[{"name":"a","import_path":"m:app","deployments":[{"name":"D","num_replicas":2,"autoscaling_config":{"min_replicas":1,"max_replicas":3}}]}]}`)
-		err = c.PutServeApplications(ctx, bad)
-		var he *dashboard.HTTPError
-		if !errors.As(err, &he) || he.Status != 400 || !strings.Contains(he.Body, "num_replicas is not allowed when autoscaling_config") {
-			t.Errorf("num_replicas+autoscaling: err = %v, want 400 with Ray's text", err)
-		}
-		if d, _ := c.ServeApplications(ctx); d.Applications["text_app"].Status != dashboard.AppRunning {
-			t.Error("a rejected PUT changed the deployed applications")
-		}
-		if err := c.DeleteServeApplications(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if d, err := c.ServeApplications(ctx); err != nil || len(d.Applications) != 0 {
-			t.Errorf("after delete: %+v, %v; want no applications", d.Applications, err)
-		}
-	})
-
 	t.Run("dead worker", func(t *testing.T) {
 		w2.proc.stop()
 		eventually(t, 20*time.Second, "worker 127.0.0.3 DEAD", func() error {
@@ -330,7 +271,7 @@ func TestCluster(t *testing.T) {
 			}
 			for _, n := range nodes {
 				if n.IP == w2.ip {
-					if n.State != dashboard.NodeDead {
+					if n.State != raydash.NodeDead {
 						return fmt.Errorf("state %s", n.State)
 					}
 					if n.StateMessage == "" {
@@ -408,19 +349,19 @@ func TestTokenAuth(t *testing.T) {
 	startRay(t, "head", []string{"RAY_AUTH_MODE=token", "RAY_AUTH_TOKEN=" + token}, headArgs(t, n, gcsPort, dashPort, 1)...)
 	base := fmt.Sprintf("http://%s:%d", n.ip, dashPort)
 
-	good, _ := dashboard.New(dashboard.Config{BaseURL: base, Token: token})
+	good, _ := raydash.New(raydash.Config{BaseURL: base, Token: token})
 	eventually(t, 30*time.Second, "dashboard up", func() error { return good.GCSHealthy(ctx) })
 	if nodes, err := good.Nodes(ctx); err != nil || len(nodes) != 1 {
 		t.Errorf("with the token: nodes = %v, %v", nodes, err)
 	}
 
-	none, _ := dashboard.New(dashboard.Config{BaseURL: base})
+	none, _ := raydash.New(raydash.Config{BaseURL: base})
 	_, err := none.Version(ctx)
-	var he *dashboard.HTTPError
+	var he *raydash.HTTPError
 	if !errors.As(err, &he) || he.Status != http.StatusUnauthorized || !errorsIsUnauthorized(err) {
 		t.Errorf("no token: err = %v, want 401 ErrUnauthorized", err)
 	}
-	wrong, _ := dashboard.New(dashboard.Config{BaseURL: base, Token: "wrong"})
+	wrong, _ := raydash.New(raydash.Config{BaseURL: base, Token: "wrong"})
 	_, err = wrong.Nodes(ctx)
 	if !errors.As(err, &he) || he.Status != http.StatusForbidden || !errorsIsUnauthorized(err) {
 		t.Errorf("wrong token: err = %v, want 403 ErrUnauthorized", err)

@@ -13,6 +13,13 @@
 // runs a Python task for the shim in python/ray) and Prometheus metrics
 // (--metrics-export-port) with real Ray metric names.
 //
-// What it does not do: schedule by resources, run Serve replicas or a Serve
-// proxy (applications are stored and reported RUNNING), object store, actors.
+// Serve: PUT /api/serve/applications/ is validated like Ray's schema, then
+// each application's code is imported by replica processes on the head
+// (python/ray/serve: the shim's @serve.deployment, @serve.ingress, .bind()
+// and the replica runner), which serve it behind an HTTP proxy on
+// http_options' port; applications go DEPLOYING, then RUNNING or
+// DEPLOY_FAILED with the import's traceback (see serve.go).
+//
+// What it does not do: schedule by resources, place Serve replicas on
+// workers, autoscale, compose deployments, object store, actors.
 package main

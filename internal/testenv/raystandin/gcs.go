@@ -40,6 +40,8 @@ type nodeRecord struct {
 	StartTimeMs  int64              `json:"start_time_ms"`
 	EndTimeMs    int64              `json:"end_time_ms"`
 	lastSeen     time.Time
+	used         map[string]float64           // resources held by running tasks
+	leases       map[int64]map[string]float64 // running tasks' resources, by lease
 }
 
 // resourcesTotal is the node's resources as Ray reports resources_total.
@@ -64,9 +66,12 @@ func (n *nodeRecord) resourcesTotal() map[string]float64 {
 
 // registry holds the cluster's nodes.
 type registry struct {
-	mu      sync.Mutex
-	nodes   map[string]*nodeRecord
-	changed chan struct{} // signalled (non-blocking) when the alive set changes
+	mu        sync.Mutex
+	nodes     map[string]*nodeRecord
+	changed   chan struct{} // signalled (non-blocking) when the alive set changes
+	wake      chan struct{} // closed (and replaced) when nodes or held resources change
+	nextLease int64
+	waiting   map[string]int // tasks waiting for resources, by resource shape (JSON)
 }
 
 func newRegistry() *registry {
@@ -87,8 +92,10 @@ func (r *registry) register(n nodeRecord, now time.Time) {
 	n.State, n.StateMessage, n.EndTimeMs = "ALIVE", "", 0
 	n.StartTimeMs = now.UnixMilli()
 	n.lastSeen = now
+	n.used, n.leases = nil, nil
 	r.nodes[n.NodeID] = &n
 	r.notify()
+	r.broadcast()
 }
 
 // heartbeat records a heartbeat; false when the node is unknown or DEAD.
@@ -113,6 +120,7 @@ func (r *registry) reap(now time.Time) {
 			n.StateMessage = "Unexpected termination: health check failed due to missing too many heartbeats"
 			n.EndTimeMs = now.UnixMilli()
 			r.notify()
+			r.broadcast()
 		}
 	}
 }
@@ -123,7 +131,9 @@ func (r *registry) snapshot() []nodeRecord {
 	defer r.mu.Unlock()
 	out := make([]nodeRecord, 0, len(r.nodes))
 	for _, n := range r.nodes {
-		out = append(out, *n)
+		c := *n
+		c.used, c.leases = nil, nil // held under r.mu only
+		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].IsHead != out[j].IsHead {
@@ -165,6 +175,8 @@ func (h *head) gcsHandler() http.Handler {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
+	mux.Handle("POST /_standin/submit", h.auth.wrap(http.HandlerFunc(h.submitTask)))
+	mux.HandleFunc("GET /_standin/resources", h.resourcesAnswer)
 	// GET /_standin/nodes answers in the shape of Python's ray.nodes().
 	mux.HandleFunc("GET /_standin/nodes", func(w http.ResponseWriter, r *http.Request) {
 		var out []map[string]any

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -53,7 +54,7 @@ func newHead(n *node) (*head, error) {
 	n.gcsOK.Store(now.UnixNano())
 	h := &head{node: n, reg: newRegistry(), sessionDir: dir, started: now}
 	h.jobs = newJobManager(h)
-	h.serve = &serveStore{}
+	h.serve = newServeStore(h)
 	h.reg.register(n.rec, now)
 	return h, nil
 }
@@ -115,7 +116,7 @@ func (h *head) dashboardHandler() http.Handler {
 	mux.HandleFunc("GET /nodes", h.nodesSummary)
 	mux.HandleFunc("GET /api/cluster_status", h.clusterStatus)
 	h.jobs.routes(mux)
-	h.serve.routes(mux, h)
+	h.serve.routes(mux)
 	return mux
 }
 
@@ -140,66 +141,115 @@ func (h *head) stateNodes(w http.ResponseWriter, r *http.Request) {
 	}})
 }
 
-// nodesSummary answers GET /nodes?view=summary (camelCase, reporter shape).
+// nodesSummary answers GET /nodes?view=summary (camelCase, reporter shape;
+// python/ray/dashboard/modules/node/node_head.py). An unknown view is a
+// result:false envelope, as in Ray.
 func (h *head) nodesSummary(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("view"); v != "summary" {
-		http.Error(w, fmt.Sprintf("Unknown view %q", v), http.StatusBadRequest)
+		writeJSON(w, http.StatusOK, map[string]any{"result": false, "msg": "Unknown view " + v, "data": map[string]any{}})
 		return
 	}
 	var out []map[string]any
+	logical := map[string]string{}
 	now := float64(time.Now().UnixMilli()) / 1000
 	for _, n := range h.reg.snapshot() {
-		raylet := map[string]any{
-			"nodeId": n.NodeID, "nodeManagerAddress": n.NodeIP, "nodeManagerHostname": n.Hostname,
-			"state": n.State, "isHeadNode": n.IsHead, "nodeName": n.NodeIP,
-			"metricsExportPort": n.MetricsPort, "resourcesTotal": n.resourcesTotal(),
-			"labels": n.Labels, "startTimeMs": n.StartTimeMs, "endTimeMs": n.EndTimeMs,
-		}
+		var msg any
 		if n.StateMessage != "" {
-			raylet["stateMessage"] = n.StateMessage
+			msg = n.StateMessage
+		}
+		sockets := filepath.Join(h.sessionDir, "sockets")
+		raylet := map[string]any{
+			"storeStats": map[string]any{}, "nodeId": n.NodeID, "nodeManagerAddress": n.NodeIP,
+			"nodeManagerHostname": n.Hostname, "rayletSocketName": filepath.Join(sockets, "raylet"),
+			"objectStoreSocketName": filepath.Join(sockets, "plasma_store"), "metricsExportPort": n.MetricsPort,
+			"resourcesTotal": n.resourcesTotal(), "nodeName": n.NodeIP, "instanceId": "", "nodeTypeName": "",
+			"instanceTypeName": "", "startTimeMs": n.StartTimeMs, "isHeadNode": n.IsHead,
+			"labels": n.Labels, "state": n.State, "endTimeMs": n.EndTimeMs, "stateMessage": msg,
 		}
 		e := map[string]any{"raylet": raylet, "ip": n.NodeIP, "hostname": n.Hostname, "now": now}
 		if n.State == "ALIVE" {
+			e["cpu"] = min(100*loadAvg1()/float64(max(n.CPUs, 1)), 100)
 			e["cpus"] = []int{n.CPUs, n.CPUs}
-			e["mem"] = []int64{n.MemTotal, n.Memory + n.ObjectStore, 0, n.MemTotal - n.Memory - n.ObjectStore}
+			used := n.Memory + n.ObjectStore
+			e["mem"] = []any{n.MemTotal, n.MemTotal - used, 100 * float64(used) / float64(max(n.MemTotal, 1)), used}
+			logical[n.NodeID] = h.reg.resourceString(n.NodeID)
 		}
 		out = append(out, e)
 	}
-	envelope(w, "Node summary fetched.", map[string]any{"summary": out})
+	envelope(w, "Node summary fetched.", map[string]any{"summary": out, "nodeLogicalResources": logical})
 }
 
-// clusterStatus answers GET /api/cluster_status with an autoscaler-style report.
+// clusterStatus answers GET /api/cluster_status: the autoscaler monitor's
+// status dict (python/ray/autoscaler/_private/monitor.py) with its keys
+// camelCased as the dashboard's to_google_style does.
 func (h *head) clusterStatus(w http.ResponseWriter, r *http.Request) {
-	usage := map[string][2]float64{}
-	active := map[string]int{}
-	var failed []map[string]any
+	active := map[string]any{}
+	failed := []any{}
 	for _, n := range h.reg.snapshot() {
 		if n.State != "ALIVE" {
-			failed = append(failed, map[string]any{"node_id": n.NodeID, "node_ip": n.NodeIP})
+			failed = append(failed, []string{n.NodeIP, "standin"})
 			continue
 		}
-		active["standin"]++
-		for k, v := range n.resourcesTotal() {
-			u := usage[k]
-			u[1] += v
-			usage[k] = u
+		c, _ := active["standin"].(int)
+		active["standin"] = c + 1
+	}
+	usage := map[string]any{}
+	for k, u := range h.reg.usage() {
+		usage[k] = []float64{u[0], u[1]}
+	}
+	status := map[string]any{
+		"gcs_request_time": 0.0,
+		"load_metrics_report": map[string]any{
+			"usage": usage, "resource_demand": h.reg.demand(), "pg_demand": []any{},
+			"request_demand": []any{}, "node_types": []any{}, "head_ip": h.rec.NodeIP,
+			"usage_by_node": nil, "node_type_mapping": nil, "idle_time_map": nil,
+		},
+		"time":        float64(time.Now().UnixMilli()) / 1000,
+		"monitor_pid": os.Getpid(),
+		"autoscaler_report": map[string]any{
+			"active_nodes": active, "idle_nodes": map[string]any{}, "pending_nodes": []any{},
+			"pending_launches": map[string]any{}, "failed_nodes": failed,
+			"node_availability_summary": map[string]any{"node_availabilities": map[string]any{}},
+			"node_activities":           nil, "pending_resources": map[string]any{}, "node_type_mapping": nil,
+		},
+		"non_terminated_nodes_time": 0.0,
+	}
+	envelope(w, "Got cluster status.", googleStyle(map[string]any{
+		"autoscaling_status": nil, "autoscaling_error": nil, "cluster_status": status,
+	}))
+}
+
+// googleStyle camelCases every key of d and of the dicts in its values and
+// in its lists, not deeper in lists of lists (python/ray/dashboard/utils.py
+// to_google_style).
+func googleStyle(d map[string]any) map[string]any {
+	out := make(map[string]any, len(d))
+	for k, v := range d {
+		switch t := v.(type) {
+		case map[string]any:
+			v = googleStyle(t)
+		case []any:
+			l := make([]any, len(t))
+			for i, e := range t {
+				if m, ok := e.(map[string]any); ok {
+					e = googleStyle(m)
+				}
+				l[i] = e
+			}
+			v = l
+		}
+		out[camelCase(k)] = v
+	}
+	return out
+}
+
+// camelCase is Ray's to_camel_case: "object_store_memory" -> "objectStoreMemory".
+func camelCase(s string) string {
+	parts := strings.Split(s, "_")
+	for i := 1; i < len(parts); i++ {
+		if p := parts[i]; p != "" {
+			parts[i] = strings.ToUpper(p[:1]) + strings.ToLower(p[1:])
 		}
 	}
-	if failed == nil {
-		failed = []map[string]any{}
-	}
-	envelope(w, "Got cluster status.", map[string]any{
-		"autoscalingStatus": nil, "autoscalingError": nil,
-		"clusterStatus": map[string]any{
-			"loadMetricsReport": map[string]any{
-				"usage": usage, "resourceDemand": []any{}, "pgDemand": []any{},
-				"requestDemand": []any{}, "nodeTypes": []any{},
-			},
-			"autoscalerReport": map[string]any{
-				"activeNodes": active, "pendingNodes": []any{}, "pendingLaunches": map[string]any{},
-				"failedNodes": failed,
-			},
-			"time": float64(time.Now().UnixMilli()) / 1000,
-		},
-	})
+	return strings.Join(parts, "")
 }

@@ -17,11 +17,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raydeploy/sdk/raydeploy/dashboard"
+	"github.com/raydeploy/sdk/internal/raydash"
+	"github.com/raydeploy/sdk/internal/testenv"
 )
 
-// rayBin is the stand-in built by TestMain, named "ray" like in the image.
-var rayBin string
+// rayBin is the stand-in built by TestMain, named "ray" like in the image;
+// pyBin is a directory whose python and python3 are Debian's /usr/bin/python3
+// (what the node image has), put first on the PATH of every started node so
+// that jobs and tasks never run another interpreter found on the machine.
+var rayBin, pyBin string
+
+// systemPython is the interpreter the node image has (package python3).
+const systemPython = "/usr/bin/python3"
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "raystandin-test")
@@ -30,6 +37,17 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	rayBin = filepath.Join(dir, "ray")
+	pyBin = filepath.Join(dir, "bin")
+	if err := os.Mkdir(pyBin, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for _, name := range []string{"python", "python3"} {
+		if err := os.Symlink(systemPython, filepath.Join(pyBin, name)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	args := []string{"build", "-o", rayBin}
 	if os.Getenv("RAYSTANDIN_RACE") == "1" { // build the stand-in with the race detector
 		args = append(args, "-race")
@@ -103,7 +121,7 @@ func startRay(t *testing.T, name string, env []string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Env = append(os.Environ(), "PYTHONPATH="+pyPath)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+pyPath, "PATH="+pyBin+":"+os.Getenv("PATH"), "RAY_STANDIN_PYTHON="+systemPython)
 	cmd.Env = append(cmd.Env, env...)
 	p := &proc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
@@ -180,5 +198,26 @@ func newNodeAddr(t *testing.T, ip string) *nodeAddr {
 	return &nodeAddr{ip: ip, agentPort: freePort(t, ip), metricsPort: freePort(t, ip), tempDir: t.TempDir()}
 }
 
+// requirePython fails (RAYDEPLOY_REQUIRE_DOCKER=1) or skips the test when
+// the node image's interpreter is missing: jobs and tasks run on it.
+func requirePython(t *testing.T) {
+	t.Helper()
+	testenv.RequireBinary(t, systemPython, "python3")
+}
+
+// sdkValidationJob is the path of the SDK's own validation job, the file
+// final-validation embeds and submits.
+func sdkValidationJob(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", "..", "raydeploy", "validate_job.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the SDK's validation job: %v", err)
+	}
+	return p
+}
+
 // errorsIsUnauthorized is a helper for readability in assertions.
-func errorsIsUnauthorized(err error) bool { return errors.Is(err, dashboard.ErrUnauthorized) }
+func errorsIsUnauthorized(err error) bool { return errors.Is(err, raydash.ErrUnauthorized) }

@@ -169,6 +169,7 @@ func start(ctx context.Context, opts startOptions, logger *slog.Logger, stdout i
 	cancel()
 	if h != nil {
 		h.jobs.stopAll()
+		h.serve.stopAll()
 	}
 	wg.Wait()
 	return runErr

@@ -2,13 +2,18 @@
 
 It belongs to raydeploy's Ray stand-in (internal/testenv/raystandin) and is put
 on PYTHONPATH in the stand-in node image, so that the SDK's validation job runs
-unchanged. Supported: ray.init(address=...), ray.nodes(), @ray.remote functions
-(with .options(scheduling_strategy=NodeAffinitySchedulingStrategy(...))),
+unchanged. Supported: ray.init(address=...), ray.nodes(), ray.cluster_resources(),
+ray.available_resources(), @ray.remote functions (num_cpus, num_gpus, memory,
+resources; .options(scheduling_strategy=NodeAffinitySchedulingStrategy(...))),
 ray.get, ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address().
 
-A task really runs on its target node: the function's code object is sent
-(marshal, base64) to that node's stand-in agent, which runs it in a python3
-subprocess there and answers with the JSON result. Functions must be plain
+A task is scheduled by the head as Ray's raylets do it: it asks for 1 CPU
+unless told otherwise, runs only on a node with those resources free, and a
+hard node affinity that can never be met fails with
+ray.exceptions.TaskUnschedulableError at ray.get. The function's code object
+is sent (marshal, base64) through the head to the chosen node's stand-in
+agent, which runs it in a python3 subprocess there and answers with the JSON
+result. Functions must be plain
 module-level functions (no closures) returning JSON-serialisable values; every
 node must run the same Python version.
 """
@@ -29,12 +34,8 @@ _state = {"address": None}
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=32)
 
 
-class RayTaskError(Exception):
-    """A remote task raised; the message holds its traceback."""
-
-
-class TaskUnschedulableError(Exception):
-    """A task's hard node affinity names a node that is not alive."""
+from ray import exceptions  # noqa: E402
+from ray.exceptions import GetTimeoutError, RayTaskError, TaskUnschedulableError  # noqa: F401
 
 
 def _temp_dir():
@@ -107,11 +108,24 @@ class ObjectRef:
         self._future = future
 
 
+def cluster_resources():
+    """The total resources of the ALIVE nodes, like ray.cluster_resources()."""
+    return _request("http://%s/_standin/resources" % _require_init())["total"]
+
+
+def available_resources():
+    """What running tasks leave free, like ray.available_resources()."""
+    return _request("http://%s/_standin/resources" % _require_init())["available"]
+
+
 def get(refs, timeout=None):
     """Wait for one ObjectRef or a list of them and return the results."""
-    if isinstance(refs, ObjectRef):
-        return refs._future.result(timeout=timeout)
-    return [r._future.result(timeout=timeout) for r in refs]
+    try:
+        if isinstance(refs, ObjectRef):
+            return refs._future.result(timeout=timeout)
+        return [r._future.result(timeout=timeout) for r in refs]
+    except concurrent.futures.TimeoutError:
+        raise GetTimeoutError("Get timed out: some object(s) not ready.") from None
 
 
 def _module_globals(code, glb, out):
@@ -125,31 +139,35 @@ def _module_globals(code, glb, out):
     return out
 
 
-def _pick_node(strategy):
-    alive = [n for n in nodes() if n["Alive"]]
-    if strategy is not None and getattr(strategy, "node_id", None):
-        for n in alive:
-            if n["NodeID"] == strategy.node_id:
-                return n
-        if not strategy.soft:
-            raise TaskUnschedulableError(
-                "The node specified via NodeAffinitySchedulingStrategy doesn't exist any more "
-                "or is infeasible, and soft=False was specified. node_id: %s" % strategy.node_id)
-    if not alive:
-        raise TaskUnschedulableError("no alive node in the cluster")
-    here = os.environ.get("RAY_STANDIN_NODE_ID")
-    for n in alive:
-        if n["NodeID"] == here:
-            return n
-    return alive[0]
+def _resources(options):
+    """The resources a task asks for, with Ray's defaults and checks
+    (python/ray/_private/ray_option_utils.py): 1 CPU unless num_cpus is given."""
+    custom = dict(options.get("resources") or {})
+    if "CPU" in custom or "GPU" in custom:
+        raise ValueError("Use the 'num_cpus' and 'num_gpus' keyword instead of 'CPU' and 'GPU' in 'resources' keyword")
+    res = {"CPU": options.get("num_cpus", 1), "GPU": options.get("num_gpus", 0),
+           "memory": options.get("memory", 0)}
+    res.update(custom)
+    for name, quantity in res.items():
+        if not isinstance(quantity, (int, float)) or quantity < 0:
+            raise ValueError("The quantity of resource %s cannot be negative" % name)
+    return {k: float(v) for k, v in res.items() if v}
 
 
-def _run_remote(node, payload):
-    url = "http://%s:%d/_standin/tasks" % (node["NodeManagerAddress"], node["DashboardAgentListenPort"])
-    answer = _request(url, payload, timeout=600)
-    if not answer.get("ok"):
-        raise RayTaskError("task %s failed on node %s:\n%s" % (payload["name"], node["NodeID"], answer.get("error")))
-    return answer["result"]
+def _submit(request):
+    """Has the head schedule the task (it waits for resources as Ray does)
+    and run it on the chosen node; returns the task's result."""
+    answer = _request("http://%s/_standin/submit" % _require_init(), request, timeout=None)
+    if answer.get("ok"):
+        return answer["result"]
+    kind = answer.get("error_type")
+    if kind == "TaskUnschedulableError":
+        raise TaskUnschedulableError(answer.get("error"))
+    if kind == "ValueError":
+        raise ValueError(answer.get("error"))
+    if kind == "RaySystemError":
+        raise exceptions.RaySystemError(answer.get("error"))
+    raise RayTaskError("task %s failed:\n%s" % (request["task"]["name"], answer.get("error")))
 
 
 class RemoteFunction:
@@ -158,6 +176,7 @@ class RemoteFunction:
     def __init__(self, fn, options):
         if fn.__closure__:
             raise TypeError("the Ray stand-in cannot ship closures; use a module-level function")
+        _resources(options)  # Ray checks the options when they are given
         self._fn = fn
         self._options = dict(options)
 
@@ -177,14 +196,13 @@ class RemoteFunction:
             "args": list(args),
             "kwargs": kwargs,
         }
+        request = {"resources": _resources(self._options), "task": payload,
+                   "caller_node_id": os.environ.get("RAY_STANDIN_NODE_ID", "")}
         strategy = self._options.get("scheduling_strategy")
-        try:
-            node = _pick_node(strategy)
-        except Exception as e:  # reported at ray.get, as Ray does
-            fut = concurrent.futures.Future()
-            fut.set_exception(e)
-            return ObjectRef(fut)
-        return ObjectRef(_pool.submit(_run_remote, node, payload))
+        if strategy is not None and getattr(strategy, "node_id", None):
+            request["node_id"] = strategy.node_id
+            request["soft"] = bool(strategy.soft)
+        return ObjectRef(_pool.submit(_submit, request))
 
     def __call__(self, *args, **kwargs):
         raise TypeError("Remote functions cannot be called directly. Use %s.remote()." % self._fn.__name__)

@@ -1,0 +1,32 @@
+// Package imagerelay passes a docker-save archive from node to node so that
+// the controller sends it once, not once per node.
+//
+// The nodes form a pipeline (or a few, Options.Chains): the controller
+// streams the archive over its SSH connection into the first node of each
+// chain, which loads it into its Docker Engine while passing the same bytes
+// on to the next node, and so on. Each hop is an SSH connection between the
+// two nodes, set up for this one transfer and removed afterwards:
+//
+//   - the controller makes a fresh ed25519 key pair per hop; the private key
+//     goes to the sending node over the controller's SSH session (stdin,
+//     never argv) into a 0700 directory in the login user's home;
+//   - the receiving node's authorized_keys gets the public key with
+//     restrict, command="sh <dir>/relay.sh" (nothing but the relay can run),
+//     from="<sender address>" and expiry-time one hour ahead, so the key
+//     cannot be used for anything else, from anywhere else, or later, even
+//     if the clean-up never ran;
+//   - the sender checks the receiver's host key against a known_hosts file
+//     holding only the key the controller verified for it.
+//
+// Nothing listens on a new port: sshd, already running on every node,
+// receives. Before the chain is built every node probes its successor's SSH
+// port; a node its predecessor cannot reach is left out of the chain and
+// reported in Result.Skipped, for the caller to side-load directly. The
+// caller verifies the image ID on every node afterwards (Distribute only
+// says where docker load ran), since a hop can fail midway. Clean-up removes
+// the keys, the authorized_keys lines and the directories on every node,
+// also when the transfer failed or ctx was cancelled.
+//
+// Nodes need POSIX sh, mkfifo, GNU tee (-p), the OpenSSH client and the
+// docker CLI usable by the login user.
+package imagerelay

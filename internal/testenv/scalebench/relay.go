@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/raydeploy/sdk/internal/dockerx"
+	"github.com/raydeploy/sdk/internal/imagerelay"
+	"github.com/raydeploy/sdk/internal/sshx"
+	"github.com/raydeploy/sdk/internal/testenv"
+	"github.com/raydeploy/sdk/internal/testenv/hollow"
+)
+
+// relayBench side-loads one image to n testenv nodes twice, directly from
+// the controller (what ray-deployment does without Options.ImageRelay) and
+// through the node pipeline, and prints the controller's bytes, wall times,
+// the per-hop cost and the model for 200 nodes and a 1.5 GB image.
+func relayBench(ctx context.Context, n, mib int) error {
+	start := time.Now()
+	env, err := testenv.Start(ctx, testenv.Options{Nodes: n, Logf: logf})
+	if err != nil {
+		return fmt.Errorf("%d testenv nodes: %w", n, err)
+	}
+	defer env.Close()
+	logf("  %d testenv nodes up in %s", n, time.Since(start).Round(time.Second))
+	dir, err := os.MkdirTemp("", "raydeploy-scalebench-relay-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	const ref = "raydeploy-scale/relay:bench"
+	archive, wantID, err := hollow.ImageArchive(ref, "2.40.0", "3.11.2", mib<<20)
+	if err != nil {
+		return err
+	}
+	file, known := filepath.Join(dir, "image.tar"), filepath.Join(dir, "known_hosts")
+	for p, b := range map[string][]byte{file: archive, known: env.KnownHosts()} {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			return err
+		}
+	}
+	archive = nil
+	size, _ := os.Stat(file)
+	var nodes []imagerelay.Node
+	engines := map[string]*dockerx.Engine{}
+	for _, nd := range env.Nodes {
+		c, err := sshx.Dial(ctx, sshx.Config{Host: nd.Address, Port: nd.Port, User: "root",
+			Auth: sshx.Auth{Signers: []ssh.Signer{env.ClientKey}}, KnownHostsFile: known})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		nodes = append(nodes, imagerelay.Node{ID: nd.Name, Conn: c, Address: nd.Address, Port: nd.Port})
+		e, err := dockerx.New(dockerx.Options{Node: nd.Name, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return c.DialUnix(ctx, "/var/run/docker.sock")
+		}})
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		engines[nd.Name] = e
+	}
+	verify := func() error {
+		for id, e := range engines {
+			got, err := e.ImageID(ctx, ref)
+			if err != nil || got != wantID {
+				return fmt.Errorf("node %s: image %s: %q %v", id, ref, got, err)
+			}
+		}
+		return nil
+	}
+	removeAll := func() {
+		for _, nd := range nodes {
+			_, _ = nd.Conn.Run(ctx, "docker rmi -f "+ref+" >/dev/null 2>&1; true")
+		}
+	}
+
+	// Direct side-load, all nodes at once, as ray-deployment's fan-out does.
+	removeAll()
+	var direct atomic.Int64
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	for i, nd := range nodes {
+		wg.Go(func() {
+			var last int64
+			errs[i] = dockerx.SideLoad(ctx, file, ref, wantID, engines[nd.ID], func(_ string, sent int64) {
+				direct.Add(sent - last)
+				last = sent
+			})
+		})
+	}
+	wg.Wait()
+	tDirect := time.Since(t0)
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("direct side-load: %w", err)
+		}
+	}
+	if err := verify(); err != nil {
+		return err
+	}
+
+	// Through the nodes.
+	removeAll()
+	t0 = time.Now()
+	res, err := imagerelay.Distribute(ctx, file, nodes, imagerelay.Options{})
+	tRelay := time.Since(t0)
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	if len(res.Failed) > 0 || len(res.Skipped) > 0 {
+		return fmt.Errorf("relay: failed %v, skipped %v", res.Failed, res.Skipped)
+	}
+	if err := verify(); err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	removeAll()
+
+	// Per-hop cost: least squares of arrival time over the chain position.
+	var xs, ys []float64
+	var arr []string
+	for i, id := range res.Chains[0] {
+		xs = append(xs, float64(i))
+		ys = append(ys, res.Arrived[id].Seconds())
+		arr = append(arr, fmt.Sprintf("%s %.2fs", id, res.Arrived[id].Seconds()))
+	}
+	first, hop := fit(xs, ys)
+	mb := float64(size.Size()) / 1e6
+	last := slices.Max(ys)
+	fmt.Printf("  image %.1f MB to %d nodes (every node checked by image ID afterwards)\n", mb, n)
+	fmt.Printf("  direct side-load: controller sent %7.1f MB (%.2fx the image) in %6.2fs\n", float64(direct.Load())/1e6, float64(direct.Load())/float64(size.Size()), tDirect.Seconds())
+	fmt.Printf("  node relay:       controller sent %7.1f MB (%.2fx the image) in %6.2fs (relay/direct wall x%.2f)\n", float64(res.ControllerBytes)/1e6, float64(res.ControllerBytes)/float64(size.Size()), tRelay.Seconds(), tRelay.Seconds()/tDirect.Seconds())
+	fmt.Printf("  loads finished along the chain: %s\n", strings.Join(arr, ", "))
+	fmt.Printf("  fitted: first node %.2fs, then %+.3fs per hop; pipeline throughput %.1f MB/s (image / last load)\n", first, hop, mb/last)
+	// The model: every machine has a link of bw bytes/s. Direct: the
+	// controller's link carries N copies. Relay: every link carries one
+	// copy, streaming; each hop adds its delay h. h is the fitted per-hop
+	// delay, and, as an upper bound, h scaled with the image size (as if a
+	// hop's delay grew with the bytes, which a stream's does not).
+	const nodes200, gb = 200, 1.5e9
+	hScaled := max(hop, 0) * gb / float64(size.Size())
+	for _, gbit := range []float64{1, 10} {
+		bw := gbit * 1e9 / 8
+		fmt.Printf("  model, 200 nodes, 1.5 GB image, %2.0f Gbit/s links: direct %5.0fs (controller sends 300 GB); relay %4.0fs to %4.0fs (controller sends 1.5 GB: %.1fs streaming + 199 hops x %.3fs .. %.2fs)\n",
+			gbit, nodes200*gb/bw, gb/bw+(nodes200-1)*max(hop, 0), gb/bw+(nodes200-1)*hScaled, gb/bw, max(hop, 0), hScaled)
+	}
+	return nil
+}
