@@ -10,9 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/raydeploy/sdk/internal/fstrust"
 )
 
 // Kinds of audit records.
@@ -66,9 +70,25 @@ func (e *ChainError) Error() string {
 	return fmt.Sprintf("audit log %s: line %d: %s", e.Path, e.Line, e.Reason)
 }
 
+// AuditHead anchors the end of an audit log outside it, in the file
+// HeadPath(log): the number of records and the hash of the last line, so
+// that removing the last lines, rewriting the last record (even with a
+// correct hash) or appending records is detected. Pending is the hash of
+// the line being appended (set just before the append, cleared after it),
+// so a crash between the two writes is told apart from tampering.
+type AuditHead struct {
+	Seq     int64  `json:"seq"`
+	Hash    string `json:"hash"`
+	Pending string `json:"pending,omitempty"`
+}
+
+// HeadPath is the file that anchors the end of the audit log at path.
+func HeadPath(path string) string { return path + ".head" }
+
 // AuditLog is an append-only, hash-chained JSON-lines log of approval
-// requests, decisions and outcomes (file mode 0600, fsync after each append).
-// It is safe for concurrent use within one process.
+// requests, decisions and outcomes (file mode 0600, fsync after each append),
+// its end anchored in HeadPath(path). It is safe for concurrent use within
+// one process.
 type AuditLog struct {
 	mu   sync.Mutex
 	path string
@@ -77,19 +97,96 @@ type AuditLog struct {
 	seq  int64
 }
 
-// OpenAuditLog opens (creating if needed) the audit log at path after verifying
-// its chain; a broken chain is refused with a *ChainError.
+// OpenAuditLog opens (creating if needed) the audit log at path after
+// verifying its chain and its end against the head anchor; a broken chain,
+// a missing anchor of a non-empty log, or an end that differs from the
+// anchor is refused with a *ChainError. The log is opened without following
+// a symlink and checked as opened: another owner or write access by others
+// is refused, read access by others is removed (chmod 0600).
 func OpenAuditLog(path string) (*AuditLog, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	f, _, err := fstrust.Open(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600, fstrust.RepairRead)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
 	n, last, err := verify(path, f)
+	if err == nil {
+		err = checkHead(path, int64(n), last, true)
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	return &AuditLog{path: path, f: f, last: last, seq: int64(n)}, nil
+}
+
+// checkHead compares the verified end of the log (n records, last line hash)
+// with the head anchor. With repair, an anchor left pending by a crash is
+// completed, and an empty log gets its first anchor.
+func checkHead(path string, n int64, last string, repair bool) error {
+	hp := HeadPath(path)
+	hf, _, err := fstrust.Open(hp, os.O_RDONLY, 0o600, fstrust.RepairRead)
+	if errors.Is(err, fs.ErrNotExist) {
+		if n == 0 {
+			if repair {
+				return writeHead(path, AuditHead{Seq: 0, Hash: GenesisHash})
+			}
+			return nil
+		}
+		return &ChainError{Path: path, Line: int(n), Reason: fmt.Sprintf("its head anchor %s is missing: the end of the log cannot be checked", hp)}
+	}
+	if err != nil {
+		return fmt.Errorf("audit log head: %w", err)
+	}
+	data, err := io.ReadAll(io.LimitReader(hf, 4096))
+	hf.Close()
+	if err != nil {
+		return fmt.Errorf("audit log head: %w", err)
+	}
+	var h AuditHead
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil || h.Hash == "" {
+		return &ChainError{Path: path, Line: int(n), Reason: fmt.Sprintf("its head anchor %s is unreadable", hp)}
+	}
+	switch {
+	case h.Seq == n && h.Hash == last:
+		if h.Pending != "" && repair { // crashed before the line was written
+			return writeHead(path, AuditHead{Seq: n, Hash: last})
+		}
+		return nil
+	case h.Pending != "" && n == h.Seq+1 && last == h.Pending: // crashed after it
+		if repair {
+			return writeHead(path, AuditHead{Seq: n, Hash: last})
+		}
+		return nil
+	case n < h.Seq:
+		return &ChainError{Path: path, Line: int(n) + 1, Reason: fmt.Sprintf("the log ends after record %d but its head anchor says %d records: records were removed from its end", n, h.Seq)}
+	case n > h.Seq:
+		return &ChainError{Path: path, Line: int(h.Seq) + 1, Reason: fmt.Sprintf("records after the anchored end (record %d): appended by something other than this program", h.Seq)}
+	default:
+		return &ChainError{Path: path, Line: int(n), Reason: "the last record differs from the anchored one: it was rewritten"}
+	}
+}
+
+// writeHead replaces the head anchor atomically and durably.
+func writeHead(path string, h AuditHead) error {
+	data, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	hp := HeadPath(path)
+	if err := writeFileReplace(hp, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write audit log head: %w", err)
+	}
+	d, err := os.Open(filepath.Dir(hp))
+	if err != nil {
+		return fmt.Errorf("write audit log head: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("write audit log head: sync directory: %w", err)
+	}
+	return nil
 }
 
 // Path returns the file the log is written to.
@@ -120,6 +217,10 @@ func (a *AuditLog) Append(ctx context.Context, rec AuditRecord) error {
 	if err != nil {
 		return fmt.Errorf("encode audit record: %w", err)
 	}
+	lineHash := hashHex(line)
+	if err := writeHead(a.path, AuditHead{Seq: a.seq, Hash: a.last, Pending: lineHash}); err != nil {
+		return err
+	}
 	if _, err := a.f.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("append audit record: %w", err)
 	}
@@ -127,8 +228,8 @@ func (a *AuditLog) Append(ctx context.Context, rec AuditRecord) error {
 		return fmt.Errorf("sync audit log: %w", err)
 	}
 	a.seq = rec.Seq
-	a.last = hashHex(line)
-	return nil
+	a.last = lineHash
+	return writeHead(a.path, AuditHead{Seq: a.seq, Hash: a.last})
 }
 
 // RecordOutcome appends what became of an approved (or refused) request.
@@ -152,19 +253,26 @@ func (a *AuditLog) Close() error {
 	return err
 }
 
-// Verify checks the audit log at path and returns the number of intact
-// records, or a *ChainError naming the first line that breaks the chain.
+// Verify checks the audit log at path, its chain and its end against the
+// head anchor (HeadPath), and returns the number of intact records, or a
+// *ChainError naming the first line that breaks the chain or the end that
+// differs from the anchor (text after the last record included).
 func Verify(path string) (int, error) {
-	f, err := os.Open(path)
+	f, _, err := fstrust.Open(path, os.O_RDONLY, 0o600, fstrust.AllowRead)
 	if err != nil {
 		return 0, fmt.Errorf("verify audit log: %w", err)
 	}
 	defer f.Close()
-	n, _, err := verify(path, f)
-	return n, err
+	n, last, err := verify(path, f)
+	if err != nil {
+		return n, err
+	}
+	return n, checkHead(path, int64(n), last, false)
 }
 
-// VerifyReader is Verify over any reader; name is used in errors.
+// VerifyReader checks the chain of an audit log read from r (name is used in
+// errors). It has no head anchor, so it cannot tell a log cut short at a
+// record boundary from a whole one: use Verify on files.
 func VerifyReader(name string, r io.Reader) (int, error) {
 	n, _, err := verify(name, r)
 	return n, err
@@ -204,6 +312,12 @@ func verify(name string, r io.Reader) (int, string, error) {
 		body, err := json.Marshal(rec)
 		if err != nil || hashHex(body) != want {
 			return line - 1, prev, &ChainError{Path: name, Line: line, Reason: "record content does not match its hash"}
+		}
+		// Only the exact bytes this package writes count: text after the
+		// record, a repeated or re-cased key, other spacing are refused.
+		rec.Hash = want
+		if canon, err := json.Marshal(rec); err != nil || !bytes.Equal(canon, raw) {
+			return line - 1, prev, &ChainError{Path: name, Line: line, Reason: "not exactly as written (text after the record, a repeated key or other spacing)"}
 		}
 		prev = hashHex(raw)
 	}

@@ -1,16 +1,19 @@
 package approval
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/raydeploy/sdk/internal/fstrust"
 )
 
 // FileRejectedError reports an approval file that was refused as unsafe or malformed.
@@ -27,31 +30,153 @@ func (e *FileRejectedError) Error() string {
 // fileApproval is the on-disk approval, compatible with the seed's
 // {"approved_at": "...", "approved_by": "..."} plus optional fields.
 type fileApproval struct {
-	ApprovedAt       string `json:"approved_at"`
-	ApprovedBy       string `json:"approved_by"`
-	Approved         *bool  `json:"approved,omitempty"`
-	Reason           string `json:"reason,omitempty"`
-	AcknowledgeRisks bool   `json:"acknowledge_risks,omitempty"`
-	PlanDigest       string `json:"plan_digest,omitempty"`
+	ApprovedAt       string
+	ApprovedBy       string
+	Approved         *bool
+	Reason           string
+	AcknowledgeRisks bool
+	PlanDigest       string
+}
+
+// maxApprovalFile bounds what is read of an approval file.
+const maxApprovalFile = 64 << 10
+
+// decodeFileApproval parses an approval file strictly: one JSON object whose
+// keys are exactly the known ones, each at most once, none null, each of its
+// type; approved_by and approved_at (RFC 3339) are required. The error says
+// which key is wrong and how.
+func decodeFileApproval(data []byte) (fileApproval, error) {
+	var fa fileApproval
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return fa, fmt.Errorf("not valid approval JSON: %v", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fa, fmt.Errorf("not valid approval JSON: want an object, found %s", describeToken(tok))
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fa, fmt.Errorf("not valid approval JSON: %v", err)
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return fa, fmt.Errorf("key %q appears more than once", key)
+		}
+		seen[key] = true
+		val, err := dec.Token()
+		if err != nil {
+			return fa, fmt.Errorf("not valid approval JSON: key %q: %v", key, err)
+		}
+		str := func(dst *string) error {
+			s, ok := val.(string)
+			if !ok {
+				return fmt.Errorf("key %q must be a string, found %s", key, describeToken(val))
+			}
+			*dst = s
+			return nil
+		}
+		boolean := func(dst *bool) error {
+			b, ok := val.(bool)
+			if !ok {
+				return fmt.Errorf("key %q must be true or false, found %s", key, describeToken(val))
+			}
+			*dst = b
+			return nil
+		}
+		if val == nil {
+			return fa, fmt.Errorf("key %q is null; give a value or leave the key out", key)
+		}
+		switch key {
+		case "approved_at":
+			err = str(&fa.ApprovedAt)
+		case "approved_by":
+			err = str(&fa.ApprovedBy)
+		case "approved":
+			var b bool
+			if err = boolean(&b); err == nil {
+				fa.Approved = &b
+			}
+		case "reason":
+			err = str(&fa.Reason)
+		case "acknowledge_risks":
+			err = boolean(&fa.AcknowledgeRisks)
+		case "plan_digest":
+			err = str(&fa.PlanDigest)
+		default:
+			return fa, fmt.Errorf("unknown key %q (known: approved_at, approved_by, approved, reason, acknowledge_risks, plan_digest)", key)
+		}
+		if err != nil {
+			return fa, err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return fa, fmt.Errorf("not valid approval JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fa, errors.New("not valid approval JSON: data after the object")
+	}
+	if fa.ApprovedBy == "" {
+		return fa, errors.New("approved_by is missing or empty")
+	}
+	if _, err := time.Parse(time.RFC3339, fa.ApprovedAt); err != nil {
+		return fa, errors.New("approved_at is missing or not an RFC 3339 time (e.g. 2025-01-02T15:04:05Z)")
+	}
+	return fa, nil
+}
+
+func describeToken(t json.Token) string {
+	switch v := t.(type) {
+	case nil:
+		return "null"
+	case json.Delim:
+		if v == '{' {
+			return "an object"
+		}
+		if v == '[' {
+			return "an array"
+		}
+		return string(v)
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	}
+	return fmt.Sprintf("%T", t)
 }
 
 // File waits for a person to create <Dir>/<checkpoint>.json. While it waits, it
 // writes <Dir>/<checkpoint>.request.json describing the plan and its digest.
 //
-// The approval file must be a regular file (not a symlink), owned by the
-// user running this process, and neither group- nor world-writable. Each file
+// The approval file must be a regular file (opened without following a
+// symlink and without blocking, then checked as opened), owned by the user
+// running this process, and neither group- nor world-writable; the approvals
+// directory and the state directory above it are checked on every poll.
+// The file is decoded strictly: an unknown or repeated key, a null, or a
+// value of the wrong type refuses it with a *FileRejectedError naming the
+// key; "approved" defaults to true only when the key is absent. Each file
 // approves once: it is moved to <Dir>/archive/<checkpoint>-<decision id>.json.
 // A file without plan_digest (the seed's format) covers the plan of the request
 // it answers; one with a different plan_digest is refused with ErrDigestMismatch.
 type File struct {
-	Dir          string
+	Dir string
+	// StateDir, when set, is checked like Dir on every poll (NewFile sets it
+	// to the directory above Dir).
+	StateDir     string
 	PollInterval time.Duration // default 2s
 	Timeout      time.Duration // 0: wait until ctx ends
+	// Logger, when set, is told about repaired directory permissions.
+	Logger *slog.Logger
 }
 
 // NewFile returns a File channel reading approvals from <stateDir>/approvals.
 func NewFile(stateDir string) *File {
-	return &File{Dir: filepath.Join(stateDir, "approvals"), PollInterval: 2 * time.Second}
+	return &File{Dir: filepath.Join(stateDir, "approvals"), StateDir: stateDir, PollInterval: 2 * time.Second}
 }
 
 // Path is the file that approves checkpoint name.
@@ -59,7 +184,7 @@ func (f *File) Path(checkpoint string) string { return filepath.Join(f.Dir, chec
 
 // Approve polls for the approval file until it appears, ctx ends or Timeout passes.
 func (f *File) Approve(ctx context.Context, r Request) (Decision, error) {
-	if err := ensurePrivateDir(f.Dir); err != nil {
+	if err := f.checkDirs(); err != nil {
 		return Decision{}, err
 	}
 	if err := writeFileReplace(filepath.Join(f.Dir, r.Checkpoint+".request.json"), mustJSON(r), 0o600); err != nil {
@@ -97,38 +222,27 @@ func (f *File) Approve(ctx context.Context, r Request) (Decision, error) {
 }
 
 func (f *File) try(r Request) (Decision, error) {
+	if err := f.checkDirs(); err != nil {
+		return Decision{}, err
+	}
 	path := f.Path(r.Checkpoint)
-	fi, err := os.Lstat(path)
+	fh, _, err := fstrust.Open(path, os.O_RDONLY, 0o600, fstrust.AllowRead)
 	if err != nil {
-		return Decision{}, err
-	}
-	if err := checkOwnedPrivate(path, fi); err != nil {
-		return Decision{}, err
-	}
-	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return Decision{}, &FileRejectedError{Path: path, Reason: "cannot open: " + err.Error()}
+		return Decision{}, rejected(err)
 	}
 	defer fh.Close()
-	fi2, err := fh.Stat()
-	if err != nil || !os.SameFile(fi, fi2) {
-		return Decision{}, &FileRejectedError{Path: path, Reason: "file changed while being checked"}
-	}
-	data, err := io.ReadAll(io.LimitReader(fh, 64<<10))
+	data, err := io.ReadAll(io.LimitReader(fh, maxApprovalFile+1))
 	if err != nil {
 		return Decision{}, &FileRejectedError{Path: path, Reason: "cannot read: " + err.Error()}
 	}
-	var fa fileApproval
-	if err := json.Unmarshal(data, &fa); err != nil {
-		return Decision{}, &FileRejectedError{Path: path, Reason: "not valid approval JSON: " + err.Error()}
+	if len(data) > maxApprovalFile {
+		return Decision{}, &FileRejectedError{Path: path, Reason: fmt.Sprintf("is larger than %d bytes", maxApprovalFile)}
 	}
-	if fa.ApprovedBy == "" {
-		return Decision{}, &FileRejectedError{Path: path, Reason: "approved_by is empty"}
-	}
-	at, err := time.Parse(time.RFC3339, fa.ApprovedAt)
+	fa, err := decodeFileApproval(data)
 	if err != nil {
-		return Decision{}, &FileRejectedError{Path: path, Reason: "approved_at is not an RFC 3339 time"}
+		return Decision{}, &FileRejectedError{Path: path, Reason: err.Error()}
 	}
+	at, _ := time.Parse(time.RFC3339, fa.ApprovedAt)
 	d := Decision{
 		ID:                NewID(),
 		RequestID:         r.ID,
@@ -141,7 +255,7 @@ func (f *File) try(r Request) (Decision, error) {
 		PlanDigest:        r.PlanDigest,
 	}
 	archive := filepath.Join(f.Dir, "archive")
-	if err := ensurePrivateDir(archive); err != nil {
+	if err := f.privateDir(archive); err != nil {
 		return Decision{}, err
 	}
 	if fa.PlanDigest != "" && fa.PlanDigest != r.PlanDigest {
@@ -155,36 +269,37 @@ func (f *File) try(r Request) (Decision, error) {
 	return d, nil
 }
 
-// checkOwnedPrivate refuses symlinks, non-regular files, group/world-writable
-// files and files owned by another user than the effective one.
-func checkOwnedPrivate(path string, fi fs.FileInfo) error {
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		return &FileRejectedError{Path: path, Reason: "is a symbolic link"}
+// rejected turns a refusal by fstrust into a *FileRejectedError; other
+// errors (fs.ErrNotExist above all) pass unchanged.
+func rejected(err error) error {
+	var ue *fstrust.UnsafeError
+	if errors.As(err, &ue) {
+		return &FileRejectedError{Path: ue.Path, Reason: ue.Reason}
 	}
-	if !fi.Mode().IsRegular() && !fi.IsDir() {
-		return &FileRejectedError{Path: path, Reason: "is not a regular file"}
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return &FileRejectedError{Path: path, Reason: fmt.Sprintf("is group- or world-writable (mode %04o)", fi.Mode().Perm())}
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return &FileRejectedError{Path: path, Reason: fmt.Sprintf("is owned by uid %d, not by uid %d", st.Uid, os.Geteuid())}
-	}
-	return nil
+	return err
 }
 
-func ensurePrivateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create approvals directory: %w", err)
+// checkDirs checks, on every poll, the state directory (when known) and the
+// approvals directory: each a directory of this user, not a symlink, not
+// writable by anyone else (refused); read access by others is removed.
+func (f *File) checkDirs() error {
+	if f.StateDir != "" {
+		if err := f.privateDir(f.StateDir); err != nil {
+			return err
+		}
 	}
-	fi, err := os.Lstat(dir)
+	return f.privateDir(f.Dir)
+}
+
+func (f *File) privateDir(dir string) error {
+	rep, err := fstrust.PrivateDir(dir)
 	if err != nil {
-		return fmt.Errorf("approvals directory: %w", err)
+		return rejected(err)
 	}
-	if !fi.IsDir() {
-		return &FileRejectedError{Path: dir, Reason: "is not a directory"}
+	if rep != nil && f.Logger != nil {
+		f.Logger.Warn("approval directory permissions repaired", "repair", rep.String())
 	}
-	return checkOwnedPrivate(dir, fi)
+	return nil
 }
 
 func mustJSON(v any) []byte {

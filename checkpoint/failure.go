@@ -47,6 +47,9 @@ func ReadFailure(stateDir string) (*FailureRecord, error) {
 }
 
 func (r *Runner) writeFailure(name string, cr CheckpointReport, err error) error {
+	if lerr := r.lock.Check(); lerr != nil {
+		return lerr
+	}
 	f := FailureRecord{Version: LedgerVersion, Checkpoint: name, Error: err.Error(), Time: r.opts.Now().UTC()}
 	for _, n := range cr.Nodes {
 		if n.Err != nil {
@@ -73,6 +76,9 @@ func (r *Runner) writeFailure(name string, cr CheckpointReport, err error) error
 // clearFailure removes the failure record once the checkpoint it names has
 // succeeded (or is satisfied), i.e. after a later successful run covered it.
 func (r *Runner) clearFailure(l *Ledger) error {
+	if err := r.lock.Check(); err != nil {
+		return err
+	}
 	f, err := ReadFailure(r.opts.StateDir)
 	if err != nil || f == nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -180,10 +181,13 @@ type Store struct {
 	dir string
 }
 
-// OpenStore returns the Store of state directory dir, creating it with mode 0700.
+// OpenStore returns the Store of state directory dir, creating it with mode
+// 0700. An existing directory is checked: a symbolic link, another owner or
+// write access by group or others is refused; read access by others is
+// removed (chmod 0700).
 func OpenStore(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
+	if err := checkStateDir(dir, slog.New(slog.DiscardHandler)); err != nil {
+		return nil, err
 	}
 	return &Store{dir: dir}, nil
 }

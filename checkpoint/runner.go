@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/raydeploy/sdk/approval"
+	"github.com/raydeploy/sdk/internal/fence"
 )
 
 // Errors of the runner, checkable with errors.Is. Decisions for another plan
@@ -92,12 +93,13 @@ func Open(ctx context.Context, list *List, opts Options) (*Runner, error) {
 	if opts.Lock.Logger == nil {
 		opts.Lock.Logger = opts.Logger
 	}
-	store, err := OpenStore(opts.StateDir)
+	lock, err := AcquireLock(ctx, opts.StateDir, opts.Lock)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := AcquireLock(ctx, opts.StateDir, opts.Lock)
+	store, err := OpenStore(opts.StateDir)
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	if _, err := store.Load(); err != nil {
@@ -241,6 +243,7 @@ func alreadyDone(l *Ledger, c Checkpoint) bool {
 func (r *Runner) DryRun(ctx context.Context, o RunOptions) ([]Plan, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	ctx = fence.With(ctx, r.lock.Check)
 	cps, err := r.selectCheckpoints(o)
 	if err != nil {
 		return nil, err
@@ -299,9 +302,10 @@ func (r *Runner) Run(ctx context.Context, o RunOptions) (rep *Report, err error)
 		r.ev.emitWait(RunFinished{Err: err, Dropped: r.ev.dropped.Load(), At: r.opts.Now()}, r.opts.EventFlushTimeout)
 		r.ev.drain(r.opts.EventFlushTimeout)
 	}()
-	if err := r.lock.Err(); err != nil {
+	if err := r.lock.Check(); err != nil {
 		return rep, err
 	}
+	ctx = fence.With(ctx, r.lock.Check)
 	cps, err := r.selectCheckpoints(o)
 	if err != nil {
 		return rep, err
@@ -325,6 +329,9 @@ func (r *Runner) Run(ctx context.Context, o RunOptions) (rep *Report, err error)
 			err = fmt.Errorf("checkpoint %s: %w", c.Name(), err)
 			r.ev.emit(CheckpointFailed{Checkpoint: c.Name(), Err: err, At: r.opts.Now()})
 			r.log.Error("checkpoint failed", "checkpoint", c.Name(), "err", err)
+			if errors.Is(err, ErrLockLost) {
+				return rep, err // the state directory is another deployer's now
+			}
 			if ferr := r.writeFailure(c.Name(), cr, err); ferr != nil {
 				return rep, errors.Join(err, ferr)
 			}
@@ -338,6 +345,9 @@ func (r *Runner) Run(ctx context.Context, o RunOptions) (rep *Report, err error)
 }
 
 func (r *Runner) save(l *Ledger) error {
+	if err := r.lock.Check(); err != nil {
+		return err
+	}
 	l.UpdatedAt = r.opts.Now().UTC()
 	if err := r.store.Save(l); err != nil {
 		return fmt.Errorf("save ledger: %w", err)
@@ -516,7 +526,7 @@ func (r *Runner) approve(ctx context.Context, c Checkpoint, plan Plan, digest st
 	req := approval.Request{
 		ID: approval.NewID(), Checkpoint: c.Name(), Description: c.Description(),
 		Destructive: c.Destructive(), PlanDigest: digest,
-		RequestedBy: r.opts.RequestedBy, RequestedAt: r.opts.Now().UTC(),
+		RequestedBy: requester(ctx, r.opts.RequestedBy), RequestedAt: r.opts.Now().UTC(),
 	}
 	if rd, ok := c.(RiskDescriber); ok {
 		req.Risks = rd.Risks()

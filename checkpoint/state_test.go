@@ -39,6 +39,11 @@ func TestHelperProcess(t *testing.T) {
 		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
 		l.Close()
 		os.Exit(0)
+	case "lock-loop":
+		n, _ := strconv.Atoi(os.Getenv("CHECKPOINT_TEST_ROUNDS"))
+		lockLoop(dir, n)
+	case "fenced-writer":
+		fencedWriter(dir)
 	case "write-ledger":
 		s, err := OpenStore(dir)
 		if err != nil {

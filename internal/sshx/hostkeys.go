@@ -2,6 +2,9 @@ package sshx
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -87,10 +91,145 @@ func (h *HostKeys) check(addr string, remote net.Addr, key ssh.PublicKey) error 
 		return nil
 	}
 	var kerr *knownhosts.KeyError
-	if errors.As(err, &kerr) && len(kerr.Want) == 0 && h.tofu {
-		return h.trust(addr, remote, key)
+	if errors.As(err, &kerr) && len(kerr.Want) == 0 {
+		// The knownhosts package applies a pattern without a port (a
+		// wildcard, a plain name) only on port 22: a host on another port
+		// with such a line is "unknown" to it. Any recorded key makes it a
+		// mismatch here, never a host to trust on first use.
+		if err := h.recordedElsewhere(addr, key); err != nil {
+			return err
+		}
+		if h.tofu {
+			return h.trust(addr, remote, key)
+		}
 	}
 	return h.explain(addr, key, err)
+}
+
+// recordedElsewhere returns nil when no line of the file names addr's host
+// under any pattern or port, or when one of them holds exactly key; else
+// the mismatch, naming the recorded keys' lines.
+func (h *HostKeys) recordedElsewhere(addr string, key ssh.PublicKey) error {
+	rec, err := h.recorded(addr)
+	if err != nil {
+		return err
+	}
+	if len(rec) == 0 {
+		return nil
+	}
+	for _, k := range rec {
+		if bytes.Equal(k.Key.Marshal(), key.Marshal()) {
+			return nil
+		}
+	}
+	return h.explain(addr, key, &knownhosts.KeyError{Want: rec})
+}
+
+// recorded returns every key the file records for addr's host: lines whose
+// pattern names the host without a port (plain, hashed or wildcard: they
+// count for every port, where the knownhosts package applies them to port
+// 22 only) and [host]:port patterns matching addr's port (wildcards allowed;
+// a line for another explicit port is another service and does not count).
+// @revoked and @cert-authority lines are skipped.
+func (h *HostKeys) recorded(addr string) ([]knownhosts.KnownKey, error) {
+	data, err := os.ReadFile(h.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, NonRetryable(fmt.Errorf("sshx: read known_hosts %s: %w", h.path, err))
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, port = addr, "22"
+	}
+	var out []knownhosts.KnownKey
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		marker, hosts, pub, _, _, err := ssh.ParseKnownHosts(line)
+		if err != nil || marker != "" {
+			continue // knownhosts.New reports malformed lines
+		}
+		if hostPatternsMatch(hosts, host, port) {
+			out = append(out, knownhosts.KnownKey{Key: pub, Filename: h.path, Line: i + 1})
+		}
+	}
+	return out, nil
+}
+
+// hostPatternsMatch reports whether the patterns of one known_hosts line
+// name host (on port, for a [host]:port pattern): some pattern matches and
+// no negated one does.
+func hostPatternsMatch(patterns []string, host, port string) bool {
+	host = strings.ToLower(host)
+	bracketed := "[" + host + "]:" + port
+	matched := false
+	for _, p := range patterns {
+		neg := strings.HasPrefix(p, "!")
+		p = strings.TrimPrefix(p, "!")
+		var hit bool
+		if strings.HasPrefix(p, "|1|") {
+			hit = hashedMatch(p, host) || hashedMatch(p, bracketed)
+		} else {
+			p = strings.ToLower(p)
+			if i := strings.LastIndex(p, "]:"); strings.HasPrefix(p, "[") && i > 0 {
+				// [host]:port names one port (wildcards allowed in both).
+				hit = globMatch(p[1:i], host) && globMatch(p[i+2:], port)
+			} else {
+				hit = globMatch(p, host) // no port: the host, whatever its port
+			}
+		}
+		if hit && neg {
+			return false
+		}
+		matched = matched || hit
+	}
+	return matched
+}
+
+// hashedMatch checks a |1|salt|hash pattern (HMAC-SHA1 of the host name).
+func hashedMatch(pattern, host string) bool {
+	parts := strings.Split(pattern, "|")
+	if len(parts) != 4 {
+		return false
+	}
+	salt, err1 := base64.StdEncoding.DecodeString(parts[2])
+	want, err2 := base64.StdEncoding.DecodeString(parts[3])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	m := hmac.New(sha1.New, salt)
+	m.Write([]byte(host))
+	return hmac.Equal(m.Sum(nil), want)
+}
+
+// globMatch matches OpenSSH host patterns: '*' any run, '?' one character.
+func globMatch(pattern, s string) bool {
+	px, sx := 0, 0
+	star, mark := -1, 0
+	for sx < len(s) {
+		switch {
+		case px < len(pattern) && (pattern[px] == '?' || pattern[px] == s[sx]):
+			px++
+			sx++
+		case px < len(pattern) && pattern[px] == '*':
+			star, mark = px, sx
+			px++
+		case star >= 0:
+			px = star + 1
+			mark++
+			sx = mark
+		default:
+			return false
+		}
+	}
+	for px < len(pattern) && pattern[px] == '*' {
+		px++
+	}
+	return px == len(pattern)
 }
 
 // explain turns a knownhosts error into one of our sentinels with a message
@@ -163,6 +302,9 @@ func (h *HostKeys) trust(addr string, remote net.Addr, key ssh.PublicKey) error 
 	if !errors.As(err, &kerr) || len(kerr.Want) > 0 {
 		return h.explain(addr, key, err)
 	}
+	if err := h.recordedElsewhere(addr, key); err != nil {
+		return err
+	}
 	line := knownhosts.Line([]string{addr}, key) + "\n"
 	if st, err := f.Stat(); err == nil && st.Size() > 0 {
 		last := make([]byte, 1)
@@ -179,27 +321,16 @@ func (h *HostKeys) trust(addr string, remote net.Addr, key ssh.PublicKey) error 
 	return nil
 }
 
-// probeKey is a public key that matches no known_hosts line; checking it
-// reveals which keys the file holds for a host.
-type probeKey struct{}
-
-func (probeKey) Type() string                        { return "raydeploy-probe" }
-func (probeKey) Marshal() []byte                     { return []byte("raydeploy-probe-key") }
-func (probeKey) Verify([]byte, *ssh.Signature) error { return errors.New("probe key") }
-func (probeKey) String() string                      { return "probe" }
-
-// Algorithms returns the host key algorithms matching the keys known for
-// addr, in file order, or nil when none is known. Restricting the handshake
-// to them makes a server with several host keys present the one we know,
-// instead of failing as a mismatch.
+// Algorithms returns the host key algorithms for the handshake with addr:
+// first those of the keys recorded for its host (any pattern or port, in
+// file order), then every other supported one; nil when none is recorded.
+// Preferring the known types makes a server with several host keys present
+// the one we know; keeping the others lets a server whose key type changed
+// present its new key, so that the refusal names both fingerprints and the
+// file and line, instead of failing the handshake with no common algorithm.
 func (h *HostKeys) Algorithms(addr string) []string {
-	cb, err := h.load()
-	if err != nil {
-		return nil
-	}
-	err = cb(addr, &net.TCPAddr{IP: net.IPv4zero, Port: 22}, probeKey{})
-	var kerr *knownhosts.KeyError
-	if !errors.As(err, &kerr) {
+	rec, err := h.recorded(addr)
+	if err != nil || len(rec) == 0 {
 		return nil
 	}
 	var algos []string
@@ -212,7 +343,7 @@ func (h *HostKeys) Algorithms(addr string) []string {
 			}
 		}
 	}
-	for _, k := range kerr.Want {
+	for _, k := range rec {
 		switch t := k.Key.Type(); t {
 		case ssh.KeyAlgoRSA:
 			add(ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
@@ -220,5 +351,6 @@ func (h *HostKeys) Algorithms(addr string) []string {
 			add(t)
 		}
 	}
+	add(ssh.SupportedAlgorithms().HostKeys...)
 	return algos
 }
