@@ -2,6 +2,7 @@ package raydeploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -202,14 +203,24 @@ func (d *Deployer) removePlanned(ctx context.Context, op string, planned map[str
 		}); err != nil {
 			return err
 		}
+		// Containers at once (force-removal kills without a stop timeout,
+		// so the time is the Engine's removal of their layers), then the rest.
+		errs := make([]error, len(items))
+		var wg sync.WaitGroup
+		for i, it := range items {
+			if it.Target.Kind == approval.TargetContainer {
+				wg.Go(func() { errs[i] = e.Remove(ctx, it.Target.ID) })
+			}
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
 		removed := 0
 		for _, it := range items {
 			t := it.Target
 			switch t.Kind {
 			case approval.TargetContainer:
-				if err := e.Remove(ctx, t.ID); err != nil {
-					return err
-				}
 			case approval.TargetProcess:
 				if _, err := d.conn.run(ctx, n, fmt.Sprintf("kill %d", t.PID), sshx.WithSudo()); err != nil {
 					return fmt.Errorf("kill %d (%s): %w", t.PID, t.Command, err)

@@ -54,6 +54,9 @@ type Options struct {
 	Approver approval.Approver
 	// Events receives progress events (checkpoint and node transitions).
 	Events checkpoint.EventSink
+	// Progress, if set, receives the progress of long transfers (image
+	// side-loads) at least every second per node; see TransferProgress.
+	Progress func(TransferProgress)
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Concurrency bounds how many nodes are worked on at once (default
@@ -123,6 +126,8 @@ const AuditFile = "audit.log"
 // refused), and every approval request, decision and checkpoint outcome is
 // recorded there; without one nothing can be approved and New creates
 // nothing (List, Plan and Validate need no state). Close releases it all.
+// (Cluster.CheckLocal checks the files and variables it names; call it
+// before connecting.)
 func New(c *Cluster, opts Options) (*Deployer, error) {
 	if c == nil {
 		return nil, errors.New("raydeploy: nil cluster")
@@ -130,6 +135,9 @@ func New(c *Cluster, opts Options) (*Deployer, error) {
 	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if !c.MonitoringEnabled() {
+		opts.NoMonitoring = true
 	}
 	opts = opts.withDefaults()
 	d := &Deployer{
