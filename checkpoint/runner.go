@@ -526,7 +526,7 @@ func (r *Runner) approve(ctx context.Context, c Checkpoint, plan Plan, digest st
 	req := approval.Request{
 		ID: approval.NewID(), Checkpoint: c.Name(), Description: c.Description(),
 		Destructive: c.Destructive(), PlanDigest: digest,
-		RequestedBy: r.opts.RequestedBy, RequestedAt: r.opts.Now().UTC(),
+		RequestedBy: requester(ctx, r.opts.RequestedBy), RequestedAt: r.opts.Now().UTC(),
 	}
 	if rd, ok := c.(RiskDescriber); ok {
 		req.Risks = rd.Risks()

@@ -171,7 +171,7 @@ func TestAppSpeaks(t *testing.T) {
 		}
 	})
 
-	longText := strings.Repeat("This sentence is one of several in a longer text. ", 6)
+	longText := strings.Repeat("This sentence is one of several in a longer text. ", 4)
 
 	t.Run("stream wav and pcm", func(t *testing.T) {
 		for _, f := range []string{"wav", "pcm"} {
@@ -324,6 +324,14 @@ func TestAppSpeaks(t *testing.T) {
 		var ae *APIError
 		if !errors.As(err, &ae) || ae.Status != 400 || ae.Code != "unsupported_format" {
 			t.Errorf("mp3: err = %v, want 400 unsupported_format in OpenAI's error shape", err)
+		}
+	})
+
+	t.Run("gate", func(t *testing.T) {
+		rep, err := Gate(ctx, c, GateOptions{})
+		t.Logf("gate:\n%s", rep)
+		if err != nil || !rep.OK() || len(rep.Items) < 15 {
+			t.Errorf("gate: %v (%d items)", err, len(rep.Items))
 		}
 	})
 

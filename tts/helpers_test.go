@@ -17,7 +17,7 @@ const debianPython = "/usr/bin/python3"
 // requireAppRuntime skips (fails with RAYDEPLOY_REQUIRE_DOCKER=1) when the
 // engines, the recognizer or Debian's Python web stack are missing;
 // scripts/setup installs them.
-func requireAppRuntime(t *testing.T) {
+func requireAppRuntime(t testing.TB) {
 	t.Helper()
 	testenv.RequireBinary(t, debianPython, "python3")
 	testenv.RequireBinary(t, "/usr/bin/flite", "flite")

@@ -132,3 +132,9 @@ func EncodeWAV(a Audio) []byte {
 	}
 	return b
 }
+
+// DecodePCM wraps raw 16-bit little-endian PCM (what Stream, the WebSocket
+// and the "pcm" formats carry) as Audio of format f.
+func DecodePCM(b []byte, f Format) Audio {
+	return Audio{Format: f, Samples: decodePCM(b)}
+}

@@ -70,6 +70,9 @@ type ServeApplication struct {
 	Message string `json:"message"`
 	// LastDeployedTimeS is the Unix time of the last deploy, seconds.
 	LastDeployedTimeS float64 `json:"last_deployed_time_s,omitempty"`
+	// DeployedAppConfig is the application's config as last deployed
+	// through the REST API (null for one deployed otherwise).
+	DeployedAppConfig json.RawMessage `json:"deployed_app_config,omitempty"`
 	// Deployments maps deployment name to its state.
 	Deployments map[string]ServeDeployment `json:"deployments"`
 }

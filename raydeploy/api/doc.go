@@ -47,7 +47,9 @@
 // # Freshness of status answers
 //
 // No status request opens an SSH connection or runs a remote command; they
-// read files in the state directory on every request:
+// read files in the state directory on every request (the ledger is decoded
+// again only when its file changed; the checkpoint list, names and flags, is
+// read from the Deployer once):
 //
 //   - checkpoint and per-node status, times, summaries and errors, plan
 //     digests and approvers (GET /api/v1/checkpoints..., /api/v1/cluster/status,
@@ -84,7 +86,7 @@
 // GET /api/v1/events is a Server-Sent Events stream of every checkpoint,
 // node, approval and execution transition. Event ids are "<boot>-<seq>";
 // Last-Event-ID resumes from the ring of the last Config.EventHistory events
-// ("gap" when they are gone). Publishing never waits for a client: one that
+// ("gap" when they are gone; "0" asks for all of them). Publishing never waits for a client: one that
 // falls Config.SubscriberBuffer events behind gets "overflow" and is
 // disconnected. Webhooks (Config.Webhooks) get approval.pending,
 // approval.decided and run.finished as JSON signed with HMAC-SHA256

@@ -240,6 +240,9 @@ func TestEveryEndpointAgainstOpenAPI(t *testing.T) {
 				t.Errorf("api record without principal or remote: %+v", r)
 			}
 		}
+		if r.Kind == "request" && r.Request.RequestedBy != "approver2" && r.Request.RequestedBy != "operator" {
+			t.Errorf("request recorded for %q, not for the principal who started the run", r.Request.RequestedBy)
+		}
 		if r.Kind == "decision" && r.Decision != nil && r.Decision.Approved {
 			decisions++
 			if r.Decision.By != "approver" {

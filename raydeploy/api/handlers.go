@@ -428,7 +428,7 @@ func (s *Server) start(p Principal, o checkpoint.RunOptions, resumeOf string) (E
 		return Execution{}, err
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
-	ctx = context.WithValue(ctx, runKey{}, runInfo{execID: ex.ID, requester: p.Name})
+	ctx = checkpoint.WithRequester(ctx, p.Name)
 	s.current = &running{execID: ex.ID, cancel: cancel}
 	d := s.d
 	s.wg.Add(1)

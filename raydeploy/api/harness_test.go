@@ -45,7 +45,7 @@ type stepDeployer struct {
 	audit    *approval.AuditLog
 }
 
-func newStepDeployer(t *testing.T, stateDir string, approver approval.Approver, events checkpoint.EventSink, audit *approval.AuditLog) *stepDeployer {
+func newStepDeployer(t testing.TB, stateDir string, approver approval.Approver, events checkpoint.EventSink, audit *approval.AuditLog) *stepDeployer {
 	t.Helper()
 	d := &stepDeployer{
 		cluster: &raydeploy.Cluster{Name: "apitest", StateDir: stateDir,
@@ -124,7 +124,7 @@ func (d *stepDeployer) Deploy(ctx context.Context, o checkpoint.RunOptions) (*ch
 // env is a server over a stepDeployer behind an httptest server, with one
 // token per role and clients that validate against the served document.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *api.Server
 	ts      *httptest.Server
 	dep     *stepDeployer
@@ -140,9 +140,17 @@ type envOptions struct {
 	gate     chan struct{}
 	webhooks []api.Webhook
 	cfg      func(*api.Config)
+	// deployerAudits: the Deployer keeps the audit log and records
+	// approvals itself (as raydeploy.New will); Config.Audit stays nil.
+	deployerAudits bool
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+// auditingDeployer is a stepDeployer that records approvals itself.
+type auditingDeployer struct{ *stepDeployer }
+
+func (d auditingDeployer) Audit() *approval.AuditLog { return d.audit }
+
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	if o.state == "" {
 		o.state = filepath.Join(t.TempDir(), "state")
@@ -174,6 +182,9 @@ func (e *env) start(o envOptions) {
 		t.Fatal(err)
 	}
 	cfg := api.Config{Tokens: tokens, Audit: audit, Webhooks: o.webhooks, WebhookMaxElapsed: 20 * time.Second}
+	if o.deployerAudits {
+		cfg.Audit = nil
+	}
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
@@ -181,12 +192,19 @@ func (e *env) start(o envOptions) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dep := newStepDeployer(t, e.state, srv.Approver(), srv.EventSink(), audit)
-	dep.gate = o.gate
-	if err := srv.Attach(dep); err != nil {
+	var d api.Deployer
+	if o.deployerAudits {
+		dep := newStepDeployer(t, e.state, approval.Audited(srv.Approver(), audit), srv.EventSink(), audit)
+		e.dep, d = dep, auditingDeployer{dep}
+	} else {
+		dep := newStepDeployer(t, e.state, srv.Approver(), srv.EventSink(), audit)
+		e.dep, d = dep, dep
+	}
+	e.dep.gate = o.gate
+	if err := srv.Attach(d); err != nil {
 		t.Fatal(err)
 	}
-	e.srv, e.dep, e.audit = srv, dep, audit
+	e.srv, e.audit = srv, audit
 	e.ts = httptest.NewServer(srv)
 	if e.val == nil {
 		e.val = newValidator(t)
@@ -215,14 +233,14 @@ func (e *env) restart(o envOptions) {
 
 // validator checks every request and response against the served document.
 type validator struct {
-	t      *testing.T
+	t      testing.TB
 	mu     sync.Mutex
 	doc    *openapi3.T
 	router routers.Router
 	seen   map[string]int // "METHOD path-template status"
 }
 
-func newValidator(t *testing.T) *validator {
+func newValidator(t testing.TB) *validator {
 	t.Helper()
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(api.OpenAPI())
@@ -358,7 +376,7 @@ func (e *env) callH(who, method, path string, body any, out any, hdr http.Header
 }
 
 // waitFor polls cond until it holds (the test timeout bounds the wait).
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for i := 0; !cond(); i++ {
 		if i%200 == 199 {

@@ -103,6 +103,9 @@ func (h *hub) subscribe(lastID string, buffer int) (s *subscriber, backlog []Eve
 		return s, nil, false
 	}
 	events := h.ordered()
+	if lastID == "0" { // "from the start": everything the ring holds
+		return s, events, false
+	}
 	boot, seqStr, ok := strings.Cut(lastID, "-")
 	seq, err := strconv.ParseUint(seqStr, 10, 64)
 	if !ok || err != nil || boot != h.boot || seq > h.seq {

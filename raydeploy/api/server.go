@@ -31,13 +31,15 @@ type Deployer interface {
 	Deploy(ctx context.Context, o checkpoint.RunOptions) (*checkpoint.Report, error)
 }
 
-// Config configures a Server. Tokens and Audit are required.
+// Config configures a Server. Tokens is required; Audit too unless the
+// Deployer keeps the audit log itself (an Audit() *approval.AuditLog method).
 type Config struct {
 	// Tokens authenticate callers (see LoadTokens, CreateToken).
 	Tokens *Tokens
 	// Audit is the cluster's audit log: the server appends a record of every
 	// mutating request (principal, remote address, method, path, status),
 	// approval requests and decisions go to it, and GET /api/v1/audit reads it.
+	// A Deployer with an Audit method supplies it instead.
 	Audit *approval.AuditLog
 	// Registry is where the server registers its HTTP metrics and what
 	// /metrics serves; register the deployer's monitoring.Metrics on it too.
@@ -96,7 +98,12 @@ type Server struct {
 	d       Deployer
 	execs   *execStore
 	current *running // the execution or plan in progress
-	closed  bool
+	// approvalAudit records approval requests and decisions when the
+	// Deployer does not.
+	approvalAudit *approval.AuditLog
+	infos         []checkpoint.Info // the checkpoints (names, flags), listed once
+	ledgers       ledgerCache
+	closed        bool
 }
 
 type running struct {
@@ -122,9 +129,6 @@ var (
 func New(cfg Config) (*Server, error) {
 	if cfg.Tokens == nil {
 		return nil, errors.New("api: Config.Tokens is required")
-	}
-	if cfg.Audit == nil {
-		return nil, errors.New("api: Config.Audit is required (every mutating request is recorded)")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -197,6 +201,13 @@ func (s *Server) Attach(d Deployer) error {
 	if s.d != nil {
 		return errors.New("api: Attach called twice")
 	}
+	s.approvalAudit = s.cfg.Audit
+	if a, ok := d.(auditor); ok && a.Audit() != nil {
+		s.cfg.Audit, s.approvalAudit = a.Audit(), nil // the Deployer records approvals
+	}
+	if s.cfg.Audit == nil {
+		return errors.New("api: no audit log: set Config.Audit (every mutating request is recorded)")
+	}
 	s.d, s.execs = d, st
 	s.hooks.cluster = d.Cluster().Name
 	return nil
@@ -207,23 +218,27 @@ func (s *Server) Queue() *approval.Queue { return s.queue }
 
 // Approver is the Approver to give the Deployer (raydeploy.Options.Approver):
 // requests wait in the server's queue; the requester is the principal who
-// started the execution; decisions are checked by approval.Policy (approver
-// != requester unless AllowSelfApproval) and requests and decisions are
-// recorded in the audit log.
+// started the execution (checkpoint.WithRequester); decisions are checked by
+// approval.Policy (approver != requester unless AllowSelfApproval). Requests
+// and decisions are recorded in the audit log here unless the Deployer
+// records them itself (it has an Audit method returning its log).
 func (s *Server) Approver() approval.Approver {
-	var inner approval.Approver = approval.Policy{DistinctApprover: !s.cfg.AllowSelfApproval}.Wrap(s.queue)
-	inner = approval.Audited(inner, s.cfg.Audit)
+	checked := approval.Policy{DistinctApprover: !s.cfg.AllowSelfApproval}.Wrap(s.queue)
 	return approval.ApproverFunc(func(ctx context.Context, r approval.Request) (approval.Decision, error) {
-		if ri, ok := ctx.Value(runKey{}).(runInfo); ok {
-			r.RequestedBy = ri.requester
+		s.mu.Lock()
+		audit := s.approvalAudit
+		s.mu.Unlock()
+		if audit != nil {
+			return approval.Audited(checked, audit).Approve(ctx, r)
 		}
-		return inner.Approve(ctx, r)
+		return checked.Approve(ctx, r)
 	})
 }
 
-type runKey struct{}
-
-type runInfo struct{ execID, requester string }
+// auditor is implemented by Deployers that keep the audit log themselves.
+type auditor interface {
+	Audit() *approval.AuditLog
+}
 
 // EventSink is the sink to give the Deployer (raydeploy.Options.Events): the
 // events feed the stream, the webhooks and the executions. It never blocks.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/raydeploy/sdk/checkpoint"
@@ -186,15 +187,54 @@ type snapshot struct {
 
 func (s *Server) snapshot(ctx context.Context) (*snapshot, error) {
 	d, _ := s.deployer()
-	infos, err := d.List(ctx)
-	if err != nil {
-		return nil, err
+	s.mu.Lock()
+	infos := s.infos
+	s.mu.Unlock()
+	if infos == nil {
+		var err error
+		if infos, err = d.List(ctx); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.infos = infos
+		s.mu.Unlock()
 	}
-	l, err := readLedger(d.Cluster().StateDir)
+	l, err := s.ledgers.read(d.Cluster().StateDir)
 	if err != nil {
 		return nil, err
 	}
 	return &snapshot{infos: infos, ledger: l, nodes: d.Cluster().Nodes()}, nil
+}
+
+// ledgerCache decodes the ledger again only when the file changed (the
+// runner replaces it by rename, so a new file is a new inode). Callers
+// only read the ledger it returns.
+type ledgerCache struct {
+	mu     sync.Mutex
+	fi     os.FileInfo
+	ledger *checkpoint.Ledger
+}
+
+func (c *ledgerCache) read(stateDir string) (*checkpoint.Ledger, error) {
+	path := filepath.Join(stateDir, checkpoint.LedgerFile)
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return checkpoint.NewLedger(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fi != nil && os.SameFile(c.fi, fi) && c.fi.ModTime().Equal(fi.ModTime()) && c.fi.Size() == fi.Size() {
+		return c.ledger, nil
+	}
+	l, err := readLedger(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	c.fi, c.ledger = fi, l
+	return l, nil
 }
 
 func (sn *snapshot) info(name string) (checkpoint.Info, bool) {

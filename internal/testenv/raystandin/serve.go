@@ -277,8 +277,13 @@ func (s *serveStore) put(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.running {
+		// The proxy binds http_options.host like Ray's (0.0.0.0: every address).
 		port := int(num(httpOpts["port"], 8000))
-		p, err := startProxy(s, s.h.rec.NodeIP, port)
+		host, _ := httpOpts["host"].(string)
+		if host == "" {
+			host = s.h.rec.NodeIP
+		}
+		p, err := startProxy(s, host, port)
 		if err != nil {
 			http.Error(w, fmt.Sprintf("Failed to start the Serve proxy on port %d: %v", port, err), http.StatusInternalServerError)
 			return
@@ -664,12 +669,12 @@ type serveProxy struct {
 	actor actorInfo
 }
 
-func startProxy(s *serveStore, ip string, port int) (*serveProxy, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+func startProxy(s *serveStore, host string, port int) (*serveProxy, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return nil, err
 	}
-	p := &serveProxy{actor: newActorInfo("/serve/proxy_" + ip + ".log")}
+	p := &serveProxy{actor: newActorInfo("/serve/http_proxy_" + s.h.rec.NodeIP + ".log")}
 	p.srv = &http.Server{Handler: http.HandlerFunc(s.proxyHTTP), ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = p.srv.Serve(ln) }()
 	return p, nil

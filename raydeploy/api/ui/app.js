@@ -5,7 +5,7 @@
   const KEY = "raydeploy.token";
   const $ = (id) => document.getElementById(id);
   const roles = { viewer: 1, operator: 2, approver: 3, admin: 4 };
-  let me = null, lastEventID = "", streamAbort = null, refreshTimer = null;
+  let me = null, lastEventID = "0", streamAbort = null, refreshTimer = null;
 
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
@@ -76,10 +76,10 @@
       nodes.map((n) => el("th", { scope: "col" }, n.name))));
     t.tBodies[0].replaceChildren(...cps.map((c) => el("tr", { "data-checkpoint": c.checkpoint },
       el("th", { scope: "row" }, c.checkpoint, c.destructive_operation ? el("small", {}, "destructive, approval") : c.approval_required ? el("small", {}, "approval") : ""),
-      el("td", { class: "cell" }, el("span", { class: c.status }, c.status), el("small", {}, c.ended_at ? fmt(c.ended_at) : c.message)),
+      el("td", { class: "cell" }, el("span", { class: c.ledger_status }, c.ledger_status === "pending" ? "not run" : c.ledger_status), el("small", {}, c.ended_at ? fmt(c.ended_at) : c.ledger_status === "pending" ? "" : c.message)),
       nodes.map((n) => {
         const nc = c.nodes[n.name];
-        if (!nc) return el("td", { class: "cell" }, el("span", { class: "NOT_FOUND" }, "—"));
+        if (!nc) return el("td", { class: "cell" }, el("span", { class: "pending", "aria-label": "not run" }, "—"));
         return el("td", { class: "cell", title: nc.error || nc.summary || "" }, el("span", { class: nc.ledger_status }, nc.ledger_status),
           el("small", {}, fmt(nc.timestamp)));
       }))));
