@@ -27,6 +27,10 @@
 // the keys, the authorized_keys lines and the directories on every node,
 // also when the transfer failed or ctx was cancelled.
 //
-// Nodes need POSIX sh, mkfifo, GNU tee (-p), the OpenSSH client and the
-// docker CLI usable by the login user.
+// A node passes the bytes on as they arrive and keeps a copy on disk that
+// its docker load follows, so a slow load holds up only its own node.
+//
+// Nodes need POSIX sh, mkfifo, GNU tee (-p) and tail (--pid), the OpenSSH
+// client, the docker CLI usable by the login user, and room for one copy of
+// the archive in the login user's home while it passes (removed once loaded).
 package imagerelay

@@ -62,8 +62,12 @@ type Result struct {
 	// ControllerBytes is how many archive bytes the controller sent.
 	ControllerBytes int64
 	// Arrived maps each loaded node to when its load finished, from the
-	// start of the transfer: the per-hop cost is the slope along a chain.
+	// start of the transfer.
 	Arrived map[string]time.Duration
+	// Received maps each node to when the last byte reached it (the last
+	// node of a chain loads as it receives): the per-hop cost is the slope
+	// along a chain.
+	Received map[string]time.Duration
 	// Chains are the pipelines used, node IDs in order.
 	Chains [][]string
 }
@@ -84,7 +88,7 @@ type hop struct {
 // Distribute sends the docker-save archive at path to every node through
 // chains of nodes, as described in the package documentation.
 func Distribute(ctx context.Context, path string, nodes []Node, opts Options) (Result, error) {
-	res := Result{Failed: map[string]error{}, Arrived: map[string]time.Duration{}}
+	res := Result{Failed: map[string]error{}, Arrived: map[string]time.Duration{}, Received: map[string]time.Duration{}}
 	if len(nodes) == 0 {
 		return res, nil
 	}
@@ -161,12 +165,15 @@ func Distribute(ctx context.Context, path string, nodes []Node, opts Options) (R
 			err := runChain(ctx, path, hs, &sent)
 			// Each relay.sh waits for its successor: when the head returns,
 			// the chain is done. Every node reports its own load.
-			loaded, failed := collect(ctx, hs, err)
+			loaded, received, failed := collect(ctx, hs, err)
 			mu.Lock()
 			defer mu.Unlock()
 			for id, at := range loaded {
 				res.Loaded = append(res.Loaded, id)
 				res.Arrived[id] = at.Sub(start)
+			}
+			for id, at := range received {
+				res.Received[id] = at.Sub(start)
 			}
 			for id, err := range failed {
 				res.Failed[id] = err
@@ -255,7 +262,7 @@ func newChain(c []Node) ([]*hop, error) {
 // directory, relay script, key and known_hosts for its successor, and the
 // authorized_keys line for its predecessor's key.
 func setup(ctx context.Context, all func(func(*hop) bool), lifetime time.Duration) error {
-	expiry := time.Now().UTC().Add(lifetime).Format("200601021504")
+	expiry := time.Now().UTC().Add(lifetime).Format("200601021504") + "Z" // Z: UTC, not the node's zone
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
@@ -296,16 +303,27 @@ func setupScript(h *hop, expiry string) string {
 			"-o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=10 -o ServerAliveInterval=15 "+
 			"-o Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com "+
 			"-p %d %s@%s relay", n.node.Port, sshx.Quote(n.user), sshx.Quote(n.node.Address))
-		// relay.sh: load locally while forwarding the same bytes; wait for
-		// the successor so that the head's exit means the chain is done.
+		// relay.sh: pass the bytes on at the speed of the links and keep a
+		// copy on disk that docker load follows at its own pace (a slow
+		// load must not hold up the nodes after it); wait for the successor
+		// so that the head's exit means the chain is done. fd 3 carries
+		// stdin into the background tee (sh gives background jobs
+		// /dev/null).
 		fmt.Fprintf(&b, "cat > \"$D/relay.sh\" <<'RELAY'\n"+
 			"D=\"$(dirname \"$0\")\"\n"+
-			"rm -f \"$D/fwd\" && mkfifo \"$D/fwd\" || exit 1\n"+
+			"rm -f \"$D/fwd\" && mkfifo \"$D/fwd\" && : > \"$D/image.tar\" || exit 1\n"+
 			"%s < \"$D/fwd\" > \"$D/next.out\" 2>&1 &\n"+
 			"fwd=$!\n"+
-			"tee -p \"$D/fwd\" | docker load -q > \"$D/load.out\" 2>&1\n"+
+			"exec 3<&0\n"+
+			"tee -p \"$D/fwd\" > \"$D/image.tar\" <&3 &\n"+
+			"tp=$!\n"+
+			"exec 3<&-\n"+
+			"tail -c +1 -s 0.2 --pid=$tp -f \"$D/image.tar\" | docker load -q > \"$D/load.out\" 2>&1\n"+
 			"rc=$?\n"+
+			"wait $tp || rc=1\n"+
+			"date +%%s.%%N > \"$D/recv.at\"\n"+
 			"echo \"$rc $(date +%%s.%%N)\" > \"$D/load.rc\"\n"+
+			"rm -f \"$D/image.tar\"\n"+
 			"wait $fwd\n"+
 			"exit $rc\n"+
 			"RELAY\n", ssh)
@@ -315,6 +333,7 @@ func setupScript(h *hop, expiry string) string {
 			"D=\"$(dirname \"$0\")\"\n"+
 			"docker load -q > \"$D/load.out\" 2>&1\n"+
 			"rc=$?\n"+
+			"date +%%s.%%N > \"$D/recv.at\"\n"+
 			"echo \"$rc $(date +%%s.%%N)\" > \"$D/load.rc\"\n"+
 			"exit $rc\n"+
 			"RELAY\n")
@@ -365,14 +384,15 @@ func (c *counter) Read(p []byte) (int, error) {
 
 // collect reads every hop's load status (exit code and finish time) and the
 // forwarding error of its predecessor.
-func collect(ctx context.Context, hs []*hop, headErr error) (map[string]time.Time, map[string]error) {
-	loaded := map[string]time.Time{}
-	failed := map[string]error{}
+func collect(ctx context.Context, hs []*hop, headErr error) (loaded, received map[string]time.Time, failed map[string]error) {
+	loaded, received = map[string]time.Time{}, map[string]time.Time{}
+	failed = map[string]error{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, h := range hs {
 		wg.Go(func() {
-			out, err := h.node.Conn.Run(ctx, "cat "+sshx.Quote(h.dir)+"/load.rc 2>/dev/null; echo; tail -c 400 "+sshx.Quote(h.dir)+"/load.out 2>/dev/null",
+			q := sshx.Quote(h.dir)
+			out, err := h.node.Conn.Run(ctx, "cat "+q+"/recv.at 2>/dev/null || echo; cat "+q+"/load.rc 2>/dev/null; echo; tail -c 400 "+q+"/load.out 2>/dev/null",
 				sshx.WithDisplay("image relay status"))
 			mu.Lock()
 			defer mu.Unlock()
@@ -380,7 +400,11 @@ func collect(ctx context.Context, hs []*hop, headErr error) (map[string]time.Tim
 				failed[h.node.ID] = err
 				return
 			}
-			lines := strings.SplitN(string(out.Stdout), "\n", 2)
+			recv, rest, _ := strings.Cut(string(out.Stdout), "\n")
+			if sec, err := strconv.ParseFloat(strings.TrimSpace(recv), 64); err == nil {
+				received[h.node.ID] = time.Unix(0, int64(sec*1e9))
+			}
+			lines := strings.SplitN(rest, "\n", 2)
 			f := strings.Fields(lines[0])
 			if len(f) == 2 && f[0] == "0" {
 				sec, _ := strconv.ParseFloat(f[1], 64)
@@ -402,7 +426,7 @@ func collect(ctx context.Context, hs []*hop, headErr error) (map[string]time.Tim
 		})
 	}
 	wg.Wait()
-	return loaded, failed
+	return loaded, received, failed
 }
 
 // cleanup removes every hop's directory and authorized_keys line, even

@@ -205,3 +205,36 @@ func TestPrerequisitesHeadUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// TestImageRelayFallsBackToSideLoad: where the nodes cannot relay (hollow
+// nodes run no OpenSSH client), ray-deployment with Options.ImageRelay
+// still gets the image to every node, by direct side-load.
+func TestImageRelayFallsBackToSideLoad(t *testing.T) {
+	hc, c := hollowCluster(t, 3)
+	file, _ := imageFile(t)
+	d, err := raydeploy.New(c, raydeploy.Options{
+		Approver: approval.NewAuto("hollow-test", true), NoMonitoring: true, ImageRelay: true,
+		Images: raydeploy.ImageSideLoad, ImageFile: file, ReadyTimeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if err := d.Checkpoints().Remove(raydeploy.CheckpointValidation); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := d.Deploy(ctx, checkpoint.RunOptions{}); err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	for _, n := range hc.Nodes {
+		tried := false
+		for _, cmd := range n.Commands() {
+			tried = tried || strings.Contains(cmd, ".raydeploy-relay.")
+		}
+		if !tried {
+			t.Errorf("%s: no relay was attempted", n.Name)
+		}
+	}
+}

@@ -81,6 +81,7 @@ type phaseResult struct {
 	PeakGoroutines int     `json:"peak_goroutines"`
 	LedgerBytes    int64   `json:"ledger_bytes"`
 	LedgerSaveMS   float64 `json:"ledger_save_ms"`
+	LiveKB         int64   `json:"live_kb"`    // heap in use + stacks, connected, after the run
 	CPUSeconds     float64 `json:"cpu_s"`      // the SDK process
 	FarmCPUSeconds float64 `json:"farm_cpu_s"` // the hollow nodes' process
 	// Checkpoints are the seconds from each checkpoint's start to its end.
@@ -186,7 +187,8 @@ func runMeasure(dir, image string, farmPID int) error {
 		stop := goroutineWatch()
 		cpu0, farm0 := cpuSeconds(0), cpuSeconds(farmPID)
 		start := time.Now()
-		cps, err := runPhase(ctx, c, image, phase)
+		cps, live, err := runPhase(ctx, c, image, phase)
+		res.LiveKB = live
 		res.WallSeconds = time.Since(start).Seconds()
 		res.CPUSeconds, res.FarmCPUSeconds = cpuSeconds(0)-cpu0, cpuSeconds(farmPID)-farm0
 		res.Checkpoints = cps
@@ -213,7 +215,7 @@ func runMeasure(dir, image string, farmPID int) error {
 // by hollow.ImageArchive).
 const imageRef = "raydeploy-scale/ray:bench"
 
-func runPhase(ctx context.Context, c *raydeploy.Cluster, image, phase string) (map[string]float64, error) {
+func runPhase(ctx context.Context, c *raydeploy.Cluster, image, phase string) (cps map[string]float64, liveKB int64, err error) {
 	var mu sync.Mutex
 	started, took := map[string]time.Time{}, map[string]float64{}
 	last := time.Now()
@@ -239,12 +241,19 @@ func runPhase(ctx context.Context, c *raydeploy.Cluster, image, phase string) (m
 		Images: raydeploy.ImageSideLoad, ImageFile: image, ReadyTimeout: 5 * time.Minute,
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer d.Close()
+	// What the SDK holds while every node is connected, garbage collected.
+	defer func() {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		liveKB = int64(ms.HeapInuse+ms.StackInuse) >> 10
+	}()
 	// final-validation runs a Ray job, which hollow nodes cannot run.
 	if err := d.Checkpoints().Remove(raydeploy.CheckpointValidation); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	result := func() map[string]float64 {
 		mu.Lock()
@@ -253,11 +262,11 @@ func runPhase(ctx context.Context, c *raydeploy.Cluster, image, phase string) (m
 	}
 	if phase == "plan" {
 		_, err := d.Plan(ctx, checkpoint.RunOptions{})
-		return result(), err
+		return result(), 0, err
 	}
 	rep, err := d.Deploy(ctx, checkpoint.RunOptions{})
 	if err != nil {
-		return result(), err
+		return result(), 0, err
 	}
 	if p := os.Getenv("SCALEBENCH_HEAPPROFILE"); p != "" && phase == "no-op" {
 		// What the SDK holds per node while connected (before Close).
@@ -271,11 +280,11 @@ func runPhase(ctx context.Context, c *raydeploy.Cluster, image, phase string) (m
 	if phase == "no-op" {
 		for _, cp := range rep.Checkpoints {
 			if cp.Name != raydeploy.CheckpointPrerequisites && cp.Status != checkpoint.StatusSkippedSatisfied {
-				return result(), fmt.Errorf("no-op re-run: %s was %s, not satisfied", cp.Name, cp.Status)
+				return result(), 0, fmt.Errorf("no-op re-run: %s was %s, not satisfied", cp.Name, cp.Status)
 			}
 		}
 	}
-	return result(), nil
+	return result(), 0, nil
 }
 
 // ledgerCost returns the ledger's size and the median time of saving it
