@@ -119,14 +119,16 @@ func TestRunCancelKillsCommand(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run after cancel = %v, want context.Canceled", err)
 	}
-	// The remote command must be gone (SIGKILL to its process group).
-	deadline := time.Now().Add(5 * time.Second)
+	// The remote command must be gone (SIGKILL to its process group). No
+	// bound of our own: on a loaded machine the kill can take seconds; the
+	// test's own deadline (go test -timeout) catches a kill that never comes,
+	// and we report shortly before it with the sshd log.
 	for {
 		out, _ := exec.Command("pgrep", "-f", "sleep "+marker).Output()
 		if len(bytes.TrimSpace(out)) == 0 {
 			break
 		}
-		if time.Now().After(deadline) {
+		if dl, ok := t.Deadline(); ok && time.Until(dl) < 30*time.Second {
 			t.Fatalf("remote sleep still running after cancel: pids %s\nsshd log:\n%s", out, s.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
