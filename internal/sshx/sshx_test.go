@@ -571,3 +571,21 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		t.Fatal("Reveal lost the value")
 	}
 }
+
+// TestSessionsStartClean checks that a session on the local test sshd runs
+// none of the machine's start-up files: $HOME is the server's empty
+// directory and no BASH_ENV names a file to source.
+func TestSessionsStartClean(t *testing.T) {
+	s, c := startAndConnect(t)
+	res, err := c.Run(t.Context(), `printf '%s\n' "$HOME"; ls -A "$HOME"; printf 'BASH_ENV=%s\n' "${BASH_ENV-}"`)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	want := s.Home + "\nBASH_ENV=\n"
+	if got := string(res.Stdout); got != want {
+		t.Fatalf("session sees HOME, its files and BASH_ENV as\n%s\nwant\n%s", got, want)
+	}
+	if len(res.Stderr) != 0 {
+		t.Fatalf("session wrote to stderr (a start-up file ran?): %q", res.Stderr)
+	}
+}
