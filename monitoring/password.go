@@ -84,11 +84,19 @@ func readPassword(path string) (string, error) {
 	return secret, nil
 }
 
-// AdminPassword is the package function AdminPassword, except that when
-// s.GrafanaPasswordEnv names a set environment variable, its value is the
-// password (and path is empty). A user's password shorter than 12
+// AdminPassword is the package function AdminPassword, except that the
+// password is read from s.GrafanaPasswordFile when it is set (mode 0600 or
+// stricter), and when s.GrafanaPasswordEnv names a set environment
+// variable, its value is the password (and path is empty). A user's password shorter than 12
 // characters is refused.
 func (s Stack) AdminPassword(stateDir string) (secret string, path string, err error) {
+	if s.GrafanaPasswordFile != "" {
+		secret, err := readPassword(s.GrafanaPasswordFile)
+		if err != nil {
+			return "", "", fmt.Errorf("monitoring: grafana_password_file: %w", err)
+		}
+		return secret, s.GrafanaPasswordFile, nil
+	}
 	if s.GrafanaPasswordEnv != "" {
 		if v, ok := os.LookupEnv(s.GrafanaPasswordEnv); ok {
 			v = strings.TrimSpace(v)

@@ -102,6 +102,9 @@ type Stack struct {
 	// GrafanaPasswordEnv names an environment variable holding the Grafana
 	// admin password; empty or unset means a generated one (AdminPassword).
 	GrafanaPasswordEnv string `json:"grafana_password_env,omitempty"`
+	// GrafanaPasswordFile is a file (mode 0600 or stricter) holding the
+	// Grafana admin password; exclusive with GrafanaPasswordEnv.
+	GrafanaPasswordFile string `json:"grafana_password_file,omitempty"`
 }
 
 // DefaultStack returns the stack with every default filled in.

@@ -37,6 +37,8 @@ type Cluster struct {
 	StateDir string `json:"state_dir,omitempty" yaml:"state_dir,omitempty"`
 	// Ray says how Ray runs on every node.
 	Ray RayConfig `json:"ray" yaml:"ray,omitempty"`
+	// Monitoring says whether and how the monitoring stack runs.
+	Monitoring MonitoringConfig `json:"monitoring,omitzero" yaml:"monitoring,omitempty"`
 }
 
 // SSHConfig holds the SSH settings every node inherits unless it sets its own.
@@ -121,6 +123,9 @@ type Auth struct {
 	SudoPasswordEnv string `json:"sudo_password_env,omitempty" yaml:"sudo_password_env,omitempty"`
 	// SudoPassword is a plaintext sudo password (discouraged).
 	SudoPassword Secret `json:"sudo_password,omitzero" yaml:"sudo_password,omitempty"`
+	// SudoPasswordFile is a file holding the sudo password on its first
+	// line; it must have mode 0600 or stricter (looser is refused).
+	SudoPasswordFile string `json:"sudo_password_file,omitempty" yaml:"sudo_password_file,omitempty"`
 }
 
 // Resources says what Ray may use on a node. Zero values mean "not set":

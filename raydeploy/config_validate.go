@@ -150,6 +150,7 @@ func (c *Cluster) Validate() error {
 		check(fmt.Sprintf("workers[%d]", i), w)
 	}
 	c.Ray.validate(&p)
+	c.Monitoring.validate(&p)
 	return p.err()
 }
 
@@ -216,6 +217,10 @@ func validateAuth(p *problems, prefix string, a Auth) {
 	if a.SudoPasswordEnv != "" && a.SudoPassword.IsSet() {
 		p.add(prefix+"sudo_password", "exclusive with sudo_password_env")
 	}
+	if a.SudoPasswordFile != "" && (a.SudoPasswordEnv != "" || a.SudoPassword.IsSet()) {
+		p.add(prefix+"sudo_password_file", "exclusive with sudo_password_env and sudo_password")
+	}
+	validatePathField(p, prefix+"sudo_password_file", a.SudoPasswordFile)
 	if a.Password.Reveal() == redacted {
 		p.add(prefix+"password", "holds the redaction placeholder, not a password")
 	}

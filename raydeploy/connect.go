@@ -48,23 +48,33 @@ func newConnector(c *Cluster, log *slog.Logger) *connector {
 }
 
 // sshConfig maps a node (with defaults applied) to the transport's config.
-func (c *connector) sshConfig(n Node) sshx.Config {
+func (c *connector) sshConfig(n Node) (sshx.Config, error) {
+	auth, err := sshAuth(n.Auth)
+	if err != nil {
+		return sshx.Config{}, err
+	}
 	cfg := sshx.Config{
 		Host:            n.Address,
 		Port:            n.Port,
 		User:            n.User,
-		Auth:            sshAuth(n.Auth),
+		Auth:            auth,
 		KnownHostsFile:  c.cluster.SSH.KnownHostsFile,
 		TrustOnFirstUse: c.cluster.SSH.TrustOnFirstUse,
 		Logger:          c.log,
 	}
 	if j := c.cluster.SSH.Jump; j != nil {
-		cfg.Jump = &sshx.Config{Host: j.Address, Port: j.Port, User: j.User, Auth: sshAuth(j.Auth)}
+		jauth, err := sshAuth(j.Auth)
+		if err != nil {
+			return sshx.Config{}, err
+		}
+		cfg.Jump = &sshx.Config{Host: j.Address, Port: j.Port, User: j.User, Auth: jauth}
 	}
-	return cfg
+	return cfg, nil
 }
 
-func sshAuth(a Auth) sshx.Auth {
+// sshAuth maps the config's credentials to the transport's; a
+// sudo_password_file is read here, on every dial, so a changed file counts.
+func sshAuth(a Auth) (sshx.Auth, error) {
 	out := sshx.Auth{
 		KeyFile:          a.KeyFile,
 		KeyPassphraseEnv: a.KeyPassphraseEnv,
@@ -74,12 +84,23 @@ func sshAuth(a Auth) sshx.Auth {
 		SudoPasswordEnv:  a.SudoPasswordEnv,
 		SudoPassword:     sshx.Secret(a.SudoPassword.Reveal()),
 	}
-	return out
+	if a.SudoPasswordFile != "" {
+		pw, err := ReadSecretFile("sudo_password_file", a.SudoPasswordFile)
+		if err != nil {
+			return sshx.Auth{}, err
+		}
+		out.SudoPassword = sshx.Secret(pw.Reveal())
+	}
+	return out, nil
 }
 
 // ssh returns the node's SSH connection, dialing it on first use.
 func (c *connector) ssh(ctx context.Context, n Node) (*sshx.Conn, error) {
-	conn, err := c.pool.Get(ctx, c.sshConfig(n))
+	cfg, err := c.sshConfig(n)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := c.pool.Get(ctx, cfg)
 	if err != nil {
 		if c.onSSHError != nil && ctx.Err() == nil {
 			c.onSSHError(sshErrorKind(err))

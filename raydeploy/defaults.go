@@ -119,9 +119,10 @@ func mergeAuth(n, d Auth) Auth {
 	if !n.Password.IsSet() {
 		n.Password = d.Password
 	}
-	n.SudoPasswordEnv = pick(n.SudoPasswordEnv, d.SudoPasswordEnv)
-	if !n.SudoPassword.IsSet() {
-		n.SudoPassword = d.SudoPassword
+	// The sudo password's source is inherited as a whole: a node that
+	// names one keeps none of the default's.
+	if n.SudoPasswordEnv == "" && !n.SudoPassword.IsSet() && n.SudoPasswordFile == "" {
+		n.SudoPasswordEnv, n.SudoPassword, n.SudoPasswordFile = d.SudoPasswordEnv, d.SudoPassword, d.SudoPasswordFile
 	}
 	return n
 }

@@ -47,6 +47,9 @@ type Options struct {
 	Approver approval.Approver
 	// Events receives progress events (checkpoint and node transitions).
 	Events checkpoint.EventSink
+	// Progress, if set, receives the progress of long transfers (image
+	// side-loads) at least every second per node; see TransferProgress.
+	Progress func(TransferProgress)
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Concurrency bounds how many nodes are worked on at once (default
@@ -109,7 +112,8 @@ type Deployer struct {
 	list     *checkpoint.List
 }
 
-// New validates the cluster and returns its Deployer.
+// New validates the cluster and returns its Deployer. (Cluster.CheckLocal
+// checks the files and variables it names; call it before connecting.)
 func New(c *Cluster, opts Options) (*Deployer, error) {
 	if c == nil {
 		return nil, errors.New("raydeploy: nil cluster")
@@ -117,6 +121,9 @@ func New(c *Cluster, opts Options) (*Deployer, error) {
 	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if !c.MonitoringEnabled() {
+		opts.NoMonitoring = true
 	}
 	opts = opts.withDefaults()
 	d := &Deployer{

@@ -2,7 +2,10 @@ package raydeploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
 
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/dockerx"
@@ -48,6 +51,38 @@ func (c *down) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	return p, nil
 }
 
+// Run removes the planned containers, every node's at once and a node's
+// containers in parallel: force-removal kills without a stop timeout, so the
+// time is the Engine's removal of the containers' layers.
 func (c *down) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoint.NodeResult, error) {
-	return (&cleanupExisting{d: c.d}).Run(ctx, p)
+	d := c.d
+	nodes := d.nodesIn(p)
+	var mu sync.Mutex
+	counts := map[string]int{}
+	err := d.fanout(ctx, nodes, c.Name(), func(ctx context.Context, n Node) error {
+		e, err := d.conn.docker(ctx, n)
+		if err != nil {
+			return err
+		}
+		items := itemsFor(p, n.ID())
+		errs := make([]error, len(items))
+		var wg sync.WaitGroup
+		for i, it := range items {
+			f := strings.Fields(it.Detail)
+			if it.Action != actionRemoveContainer || len(f) < 2 {
+				return fmt.Errorf("bad plan item %s %q", it.Action, it.Detail)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = e.Remove(ctx, f[1])
+			}()
+		}
+		wg.Wait()
+		mu.Lock()
+		counts[n.ID()] = len(items)
+		mu.Unlock()
+		return errors.Join(errs...)
+	})
+	return results(nodes, err, func(n Node) string { return fmt.Sprintf("removed %d item(s)", counts[n.ID()]) }), nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/raydeploy/sdk/internal/dockerx"
 )
@@ -27,6 +26,10 @@ func (d *Deployer) distributeImage(ctx context.Context, image string, nodes []No
 		return err
 	}
 	defer cleanup()
+	var size int64
+	if fi, err := os.Stat(file); err == nil {
+		size = fi.Size()
+	}
 	if file != "" && d.opts.ImageRelay && len(nodes) > 1 {
 		nodes = d.relayImage(ctx, file, image, wantID, nodes)
 	}
@@ -38,13 +41,10 @@ func (d *Deployer) distributeImage(ctx context.Context, image string, nodes []No
 		if file == "" {
 			return e.Pull(ctx, image, nil)
 		}
-		last := time.Now()
-		return dockerx.SideLoad(ctx, file, image, wantID, e, func(node string, sent int64) {
-			if time.Since(last) > 2*time.Second {
-				last = time.Now()
-				d.log.Info("side-loading image", "node", node, "image", image, "sent_mib", sent>>20)
-			}
-		})
+		sent, finish := d.transferProgress(ctx, n.ID(), image, size)
+		err = dockerx.SideLoad(ctx, file, image, wantID, e, func(_ string, n int64) { sent.Store(n) })
+		finish(err)
+		return err
 	})
 }
 

@@ -21,6 +21,15 @@ func (d *Deployer) stack() monitoring.Stack {
 	var s monitoring.Stack
 	if d.opts.Monitoring != nil {
 		s = *d.opts.Monitoring
+	} else {
+		m := d.cluster.Monitoring
+		s = monitoring.Stack{
+			PrometheusImage: m.Images.Prometheus, GrafanaImage: m.Images.Grafana,
+			NodeExporterImage: m.Images.NodeExporter, CAdvisorImage: m.Images.CAdvisor,
+			PrometheusPort: m.Ports.Prometheus, GrafanaPort: m.Ports.Grafana,
+			NodeExporterPort: m.Ports.NodeExporter, CAdvisorPort: m.Ports.CAdvisor,
+			GrafanaPasswordEnv: m.GrafanaPasswordEnv, GrafanaPasswordFile: m.GrafanaPasswordFile,
+		}
 	}
 	if s.RayMetricsPort == 0 {
 		s.RayMetricsPort = d.cluster.Ray.Ports.Metrics

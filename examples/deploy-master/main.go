@@ -63,9 +63,11 @@ func main() {
 type options struct {
 	deploy, autoApprove, resume, list, dryRun, down, verbose bool
 
-	only, startFrom, config, stateDir, approval, imageFile, images string
+	only, startFrom, config, stateDir, approval, imageFile, images, output string
 
 	approvalSet bool // --approval was given explicitly
+
+	self string // how a new shell runs this program (selfCommand); empty: "deploy-master"
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -85,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.approval, "approval", approvalDefault, "how approvals are given: terminal, file (<state-dir>/approvals/<checkpoint>.json), terminal+file, or auto (never destructive)")
 	fs.StringVar(&o.imageFile, "image-file", "", "docker-save `TAR` to side-load the Ray image from")
 	fs.StringVar(&o.images, "images", string(raydeploy.ImageAuto), "how the Ray image reaches nodes: auto, pull or side-load")
+	fs.StringVar(&o.output, "output", "text", "what goes to stdout: text (for people) or json (one document, schema raydeploy.plan/v1 or raydeploy.run/v1; progress then goes to stderr)")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs on stderr")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: deploy-master --config FILE (--deploy | --checkpoint NAME | --list-checkpoints | --down) [flags]")
@@ -109,6 +112,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("nothing to do: give --deploy, --checkpoint NAME, --list-checkpoints, --dry-run or --down")
 	case o.autoApprove && o.approvalSet:
 		return nil, errors.New("give --auto-approve or --approval, not both")
+	}
+	if o.output != "text" && o.output != "json" {
+		return nil, fmt.Errorf("--output %q: want text or json", o.output)
+	}
+	if o.output == "json" && o.list {
+		return nil, errors.New("--list-checkpoints has no --output json (validate --checkpoint NAME --format json reads one record)")
 	}
 	switch o.approval {
 	case approvalDefault, approvalTerminal, approvalFile, approvalAuto:
@@ -135,6 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "deploy-master:", err)
 		return exitUsage
 	}
+	o.self = selfCommand()
 
 	c, warnings, err := raydeploy.Load(o.config)
 	for _, w := range warnings {
@@ -149,6 +159,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	effective := c.WithDefaults()
 	if err := effective.Validate(); err != nil {
 		return configError(stderr, o.config, err)
+	}
+	if !o.list {
+		// Before connecting anywhere: the variables and files it names.
+		if err := c.CheckLocal(); err != nil {
+			return configError(stderr, o.config, err)
+		}
 	}
 	stateDir := effective.StateDir
 
@@ -171,7 +187,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		opts.Approver = approval.ApproverFunc(func(ctx context.Context, r approval.Request) (approval.Decision, error) {
 			return appr.Approve(ctx, r)
 		})
-		opts.Events = progress(stdout, effective, waitHint(o, stateDir))
+		events := stdout
+		if o.output == "json" {
+			events = stderr // stdout holds the one JSON document
+		}
+		opts.Events = progress(events, effective, waitHint(o, stateDir))
 	}
 
 	d, err := raydeploy.New(c, opts)
@@ -203,6 +223,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return list(ctx, d, stdout, stderr)
 	case o.dryRun:
 		plans, err := d.Plan(ctx, ro)
+		if o.output == "json" {
+			doc := planDocument(effective.Name, plans, err)
+			if werr := writeJSON(stdout, doc); werr != nil || !doc.OK {
+				if ctx.Err() != nil {
+					return exitInterrupted
+				}
+				return exitFailed
+			}
+			return exitOK
+		}
 		for _, p := range plans {
 			fmt.Fprint(stdout, p.String())
 		}
@@ -213,10 +243,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case o.down:
 		start := time.Now()
 		rep, err := d.Down(ctx)
+		if o.output == "json" {
+			return finishJSON(ctx, stdout, "down", effective, rep, err, start)
+		}
 		return finish(ctx, stdout, stderr, "removed", effective, rep, err, start)
 	default:
 		start := time.Now()
 		rep, err := d.Deploy(ctx, ro)
+		if o.output == "json" {
+			return finishJSON(ctx, stdout, "deploy", effective, rep, err, start)
+		}
 		return finish(ctx, stdout, stderr, "deployed", effective, rep, err, start)
 	}
 }
@@ -276,27 +312,40 @@ func approver(o *options, stateDir string, stderr io.Writer) (approval.Approver,
 	return approval.Audited(inner, audit), audit, nil
 }
 
-// waitHint says how to answer an approval request of checkpoint cp.
-func waitHint(o *options, stateDir string) func(cp string) string {
+// waitHint says how to answer an approval request of checkpoint cp, and the
+// approval file to write when the file channel listens.
+func waitHint(o *options, stateDir string) func(cp string) (string, string) {
 	file := approval.NewFile(stateDir)
 	tty := term.IsTerminal(int(os.Stdin.Fd()))
-	return func(cp string) string {
+	return func(cp string) (string, string) {
 		switch {
 		case o.autoApprove || o.approval == approvalAuto:
-			return "auto-approving"
+			return "auto-approving", ""
 		case o.approval == approvalTerminal:
-			return "answer here"
+			return "answer here", ""
 		case o.approval == approvalFile || !tty:
-			return "write " + file.Path(cp)
+			return "write " + file.Path(cp), file.Path(cp)
 		default:
-			return "answer here, or write " + file.Path(cp)
+			return "answer here, or write " + file.Path(cp), file.Path(cp)
 		}
 	}
 }
 
+// approveCommand is a shell command that writes the approval file for req:
+// the plan digest it approves and, for a destructive step, the
+// acknowledgement of its risks, timed and signed when it runs.
+func approveCommand(path string, req approval.Request) string {
+	ack := ""
+	if req.Destructive {
+		ack = `,"acknowledge_risks":true`
+	}
+	return fmt.Sprintf(`printf '{"approved_at":"%%s","approved_by":"%%s","approved":true,"plan_digest":"%s"%s}\n' "$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)" "${USER:-$(id -un)}" > %s`,
+		req.PlanDigest, ack, shellQuote(path))
+}
+
 // progress prints one line per checkpoint start and finish, per node finish
 // and per approval request. The runner calls it on one goroutine.
-func progress(w io.Writer, c *raydeploy.Cluster, hint func(string) string) checkpoint.EventSink {
+func progress(w io.Writer, c *raydeploy.Cluster, hint func(string) (string, string)) checkpoint.EventSink {
 	width := 4
 	for _, n := range c.Nodes() {
 		width = max(width, len(n.ID()))
@@ -315,7 +364,11 @@ func progress(w io.Writer, c *raydeploy.Cluster, hint func(string) string) check
 				fmt.Fprintf(w, "  plan: %d change(s) on %d node(s)\n", len(e.Plan.Items), len(e.Plan.Nodes()))
 			}
 		case checkpoint.ApprovalWaiting:
-			fmt.Fprintf(w, "  waiting for approval of %s: %s\n", e.Checkpoint, hint(e.Checkpoint))
+			h, file := hint(e.Checkpoint)
+			fmt.Fprintf(w, "  waiting for approval of %s: %s\n", e.Checkpoint, h)
+			if file != "" {
+				fmt.Fprintf(w, "  to approve this plan by file, run in another shell:\n    $ %s\n", approveCommand(file, e.Request))
+			}
 		case checkpoint.ApprovalDecided:
 			switch {
 			case e.Err != nil:
@@ -394,6 +447,28 @@ func finish(ctx context.Context, stdout, stderr io.Writer, verb string, c *rayde
 	return exitFailed
 }
 
+// finishJSON prints the outcome of Deploy or Down as a raydeploy.run/v1
+// document and returns the exit status.
+func finishJSON(ctx context.Context, stdout io.Writer, action string, c *raydeploy.Cluster, rep *checkpoint.Report, err error, start time.Time) int {
+	doc := runDocument(action, c.Name, rep, err, time.Since(start))
+	if err != nil {
+		if rec, rerr := checkpoint.ReadFailure(c.StateDir); rerr == nil && rec != nil {
+			doc.ResumeCommand = rec.ResumeCommand
+			doc.FailureRecord = filepath.Join(c.StateDir, checkpoint.FailureFile)
+		}
+	}
+	if werr := writeJSON(stdout, doc); werr != nil {
+		return exitFailed
+	}
+	switch {
+	case err == nil:
+		return exitOK
+	case ctx.Err() != nil:
+		return exitInterrupted
+	}
+	return exitFailed
+}
+
 // failed prints an error that is not a checkpoint's failure.
 func failed(ctx context.Context, stderr io.Writer, err error) int {
 	if ctx.Err() != nil {
@@ -461,7 +536,7 @@ func yesNo(b bool) string {
 // --auto-approve is left out on purpose: a command saved on disk should not
 // approve destructive steps for whoever copies it.
 func resumeCommand(o *options) string {
-	args := []string{"deploy-master"}
+	var args []string
 	switch {
 	case o.down:
 		args = append(args, "--down")
@@ -486,7 +561,27 @@ func resumeCommand(o *options) string {
 	for i, a := range args {
 		args[i] = shellQuote(a)
 	}
-	return strings.Join(args, " ")
+	self := o.self
+	if self == "" {
+		self = "deploy-master"
+	}
+	return self + " " + strings.Join(args, " ")
+}
+
+// selfCommand is how a new shell runs this program again: its absolute path,
+// or, under "go run" (whose binary is deleted when it exits), go run from the
+// directory it was started in.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err == nil && !strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return shellQuote(exe)
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if _, err := os.Stat(filepath.Join(wd, "examples", "deploy-master", "main.go")); err == nil {
+			return "cd " + shellQuote(wd) + " && go run ./examples/deploy-master"
+		}
+	}
+	return "go run github.com/raydeploy/sdk/examples/deploy-master"
 }
 
 func abs(p string) string {

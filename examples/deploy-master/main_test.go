@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/raydeploy"
 )
@@ -46,6 +49,9 @@ state_dir: %s
 `, port, filepath.Join(dir, "known_hosts"), host, state)
 	path := filepath.Join(dir, "cluster.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path, state
@@ -309,7 +315,7 @@ func TestDeployFailurePrintsResume(t *testing.T) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
 	}
-	resume := "deploy-master --deploy --resume --config " + cfg + " --approval file"
+	resume := selfCommand() + " --deploy --resume --config " + cfg + " --approval file"
 	for _, want := range []string{"failed at checkpoint prerequisites-check", "\n  head: ssh 127.0.0.1:1: ", "\n  worker-1: ssh 127.0.0.2:1: ", "\n  " + resume + "\n"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
@@ -328,7 +334,7 @@ func TestDeployFailurePrintsResume(t *testing.T) {
 
 	// --checkpoint: the resume command re-runs that checkpoint.
 	code, _, errOut = cli(t, t.Context(), "--config", cfg, "--checkpoint", "prerequisites-check")
-	if code != exitFailed || !strings.Contains(errOut, "\n  deploy-master --checkpoint prerequisites-check --config "+cfg+"\n") {
+	if code != exitFailed || !strings.Contains(errOut, "\n  "+selfCommand()+" --checkpoint prerequisites-check --config "+cfg+"\n") {
 		t.Errorf("exit %d; stderr:\n%s", code, errOut)
 	}
 }
@@ -374,5 +380,34 @@ func TestNodeCause(t *testing.T) {
 	}
 	if got := nodeCause("w1", inner); got != inner.Error() {
 		t.Errorf("nodeCause of a plain error = %q", got)
+	}
+}
+
+// TestPrintedApproveCommand runs the approval command deploy-master prints
+// while it waits, verbatim in a shell, and checks that the file channel then
+// approves exactly that plan, risks acknowledged.
+func TestPrintedApproveCommand(t *testing.T) {
+	state := t.TempDir()
+	f := approval.NewFile(state)
+	f.PollInterval = 10 * time.Millisecond
+	req := approval.Request{ID: "r1", Checkpoint: "cleanup-existing", Destructive: true,
+		Risks: []string{"containers go"}, PlanDigest: "sha256:0123abcd", RequestedAt: time.Now()}
+	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := approveCommand(f.Path(req.Checkpoint), req)
+	sh := exec.Command("/bin/sh", "-c", cmd)
+	sh.Env = []string{"PATH=/usr/bin:/bin", "USER=alice"}
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", cmd, err, out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	d, err := f.Approve(ctx, req)
+	if err != nil {
+		t.Fatalf("file channel after the printed command: %v", err)
+	}
+	if !d.Approved || d.By != "alice" || !d.RisksAcknowledged || d.PlanDigest != req.PlanDigest {
+		t.Fatalf("decision %+v, want approved by alice for %s with risks acknowledged", d, req.PlanDigest)
 	}
 }

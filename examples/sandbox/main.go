@@ -16,10 +16,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/internal/progress"
 	"github.com/raydeploy/sdk/internal/testenv"
 	"github.com/raydeploy/sdk/monitoring"
 	"github.com/raydeploy/sdk/raydeploy"
@@ -43,16 +46,32 @@ func main() {
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Progress of image builds and side-loads: one live line on a
+	// terminal, a plain line every few seconds otherwise. Logs and the
+	// report go through the same printer so they never tear the live line.
+	width := progress.Terminal(os.Stderr)
+	pr := progress.New(os.Stderr, width)
+	var out io.Writer = os.Stdout
+	if width > 0 && progress.Terminal(os.Stdout) > 0 {
+		out = pr.Writer()
+	}
+	log := slog.New(slog.NewTextHandler(pr.Writer(), &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *nodes, *dir, *hold, *deploy, os.Stdout, log); err != nil {
+	ctx = testenv.WithProgress(ctx, func(p testenv.BuildProgress) {
+		if p.Done {
+			pr.Done("build "+p.Image, "")
+			return
+		}
+		pr.Update("build "+p.Image, fmt.Sprintf("building %s: %s (%s)", p.Image, p.Step, p.Elapsed.Round(time.Second)))
+	})
+	if err := run(ctx, *nodes, *dir, *hold, *deploy, out, log, pr); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy bool, out io.Writer, log *slog.Logger) error {
+func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy bool, out io.Writer, log *slog.Logger, pr *progress.Printer) error {
 	start := time.Now()
 	logf := func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }
 	env, err := testenv.Start(ctx, testenv.Options{Nodes: nodes, Logf: logf, DeployPassword: "sandbox-" + randomWord()})
@@ -78,27 +97,44 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	cfgPath, err := writeFiles(env, dir)
+	var im images
+	if deploy {
+		if im, err = buildImages(ctx, env, logf); err != nil {
+			return err
+		}
+	}
+	cfgPath, err := writeFiles(env, dir, im)
 	if err != nil {
 		return err
 	}
 	key := filepath.Join(dir, "id_ed25519")
 	known := filepath.Join(dir, "known_hosts")
-	fmt.Fprintf(out, "\ncluster %s: %d nodes (user %q: key login, password sudo)\n", env.Name, nodes, testenv.DeployUser)
+	ssh := fmt.Sprintf("ssh -F /dev/null -i %s -o UserKnownHostsFile=%s", shellQuote(key), shellQuote(known))
+	fmt.Fprintf(out, "\ncluster %s: %d nodes (user %q: key login, password sudo); log in with\n", env.Name, nodes, testenv.DeployUser)
 	for _, n := range env.Nodes {
-		fmt.Fprintf(out, "  %-6s ssh -i %s -o UserKnownHostsFile=%s %s@%s\n", n.Name, key, known, testenv.DeployUser, n.Address)
+		fmt.Fprintf(out, "  %-6s $ %s %s@%s\n", n.Name, ssh, testenv.DeployUser, n.Address)
 	}
 	fmt.Fprintf(out, "config: %s\n", cfgPath)
 
 	if deploy {
-		if err := deployInto(ctx, env, cfgPath, out, logf); err != nil {
+		if err := deployInto(ctx, cfgPath, out, logf, pr); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "\nRay dashboard: ssh -i %s -o UserKnownHostsFile=%s -N -L 8265:127.0.0.1:8265 %s@%s, then http://127.0.0.1:8265\n",
-			key, known, testenv.DeployUser, env.Nodes[0].Address)
-		fmt.Fprintf(out, "Prometheus:    the same with 9090, Grafana with 3000 (admin password in %s)\n", filepath.Join(filepath.Dir(cfgPath), "state", monitoring.AdminPasswordFile))
-		fmt.Fprintf(out, "deploy again:  go run ./examples/deploy-master --config %s --deploy\n", cfgPath)
-		fmt.Fprintf(out, "validate:      go run ./examples/validate --config %s\n", cfgPath)
+		head := testenv.DeployUser + "@" + env.Nodes[0].Address
+		fmt.Fprintln(out, "\nWhile it runs (commands from the repository root):")
+		for _, fw := range []struct {
+			what string
+			port int
+		}{
+			{"Ray dashboard", 8265},
+			{"Prometheus", 9090},
+			{"Grafana (user admin, password in " + filepath.Join(filepath.Dir(cfgPath), "state", monitoring.AdminPasswordFile) + ")", 3000},
+		} {
+			local := freePort(fw.port)
+			fmt.Fprintf(out, "  %s at http://127.0.0.1:%d/ through\n    $ %s -N -L %d:127.0.0.1:%d %s\n", fw.what, local, ssh, local, fw.port, head)
+		}
+		fmt.Fprintf(out, "  deploy again (a no-op now)\n    $ go run ./examples/deploy-master --config %s --deploy\n", shellQuote(cfgPath))
+		fmt.Fprintf(out, "  validate\n    $ go run ./examples/validate --config %s\n", shellQuote(cfgPath))
 	}
 
 	if hold > 0 {
@@ -114,20 +150,42 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	return nil
 }
 
-// writeFiles writes the client key, known_hosts and a cluster.yaml for the
-// nodes; the sudo password goes in by environment variable, never the file.
-func writeFiles(env *testenv.Cluster, dir string) (string, error) {
+// images are what the sandbox deploys: built locally (or named by the
+// RAYDEPLOY_TEST_*_IMAGE variables), side-loaded into the nodes.
+type images struct {
+	ray string
+	mon testenv.MonitoringImages
+}
+
+func buildImages(ctx context.Context, env *testenv.Cluster, logf func(string, ...any)) (images, error) {
+	ray, err := testenv.TestRayImage(ctx, env.Pool(), logf)
+	if err != nil {
+		return images{}, err
+	}
+	mon, err := testenv.TestMonitoringImages(ctx, env.Pool(), logf)
+	return images{ray: ray, mon: mon}, err
+}
+
+// writeFiles writes the client key, known_hosts, the sudo password (a 0600
+// file) and a cluster.yaml that describes exactly what the sandbox deploys,
+// images included, so that the printed commands work from any shell.
+func writeFiles(env *testenv.Cluster, dir string, im images) (string, error) {
 	key := filepath.Join(dir, "id_ed25519")
 	known := filepath.Join(dir, "known_hosts")
+	sudo := filepath.Join(dir, "sudo-password")
 	if err := os.WriteFile(key, env.ClientKeyPEM, 0o600); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(known, env.KnownHosts(), 0o600); err != nil {
 		return "", err
 	}
+	// Every node of the sandbox has the same sudo password.
+	if err := os.WriteFile(sudo, []byte(env.Nodes[0].DeployPassword+"\n"), 0o600); err != nil {
+		return "", err
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "cluster_name: sandbox\nstate_dir: %s\nssh:\n  user: %s\n  key_file: %s\n  known_hosts: %s\n", filepath.Join(dir, "state"), testenv.DeployUser, key, known)
-	b.WriteString("  sudo_password_env: RAYDEPLOY_SANDBOX_SUDO_PASSWORD\n")
+	fmt.Fprintf(&b, "cluster_name: sandbox\nstate_dir: %s\nssh:\n  user: %s\n  key_file: %s\n  known_hosts: %s\n  sudo_password_file: %s\n",
+		yamlString(filepath.Join(dir, "state")), testenv.DeployUser, yamlString(key), yamlString(known), yamlString(sudo))
 	for i, n := range env.Nodes {
 		if i == 0 {
 			fmt.Fprintf(&b, "head:\n  name: %s\n  address: %s\nworkers:\n", n.Name, n.Address)
@@ -135,20 +193,20 @@ func writeFiles(env *testenv.Cluster, dir string) (string, error) {
 		}
 		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n", n.Name, n.Address)
 	}
+	if im.ray != "" {
+		fmt.Fprintf(&b, "ray:\n  image: %s\nmonitoring:\n  images:\n    prometheus: %s\n    grafana: %s\n    node_exporter: %s\n    cadvisor: %s\n",
+			yamlString(im.ray), yamlString(im.mon.Prometheus), yamlString(im.mon.Grafana), yamlString(im.mon.NodeExporter), yamlString(im.mon.CAdvisor))
+	}
 	path := filepath.Join(dir, "cluster.yaml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
-// deployInto deploys Ray into the sandbox nodes twice, the second time a
-// no-op, and prints how long each checkpoint took.
-func deployInto(ctx context.Context, env *testenv.Cluster, cfgPath string, out io.Writer, logf func(string, ...any)) error {
-	image, err := testenv.TestRayImage(ctx, env.Pool(), logf)
-	if err != nil {
-		return err
-	}
-	// Every node of the sandbox has the same sudo password; it reaches the
-	// SDK through the environment variable cluster.yaml names.
-	os.Setenv("RAYDEPLOY_SANDBOX_SUDO_PASSWORD", env.Nodes[0].DeployPassword)
+// yamlString quotes s as a YAML double-quoted string.
+func yamlString(s string) string { return strconv.Quote(s) }
+
+// deployInto deploys the cluster file into the sandbox nodes twice, the
+// second time a no-op, and prints how long each checkpoint took.
+func deployInto(ctx context.Context, cfgPath string, out io.Writer, logf func(string, ...any), pr *progress.Printer) error {
 	cluster, warnings, err := raydeploy.Load(cfgPath)
 	if err != nil {
 		return err
@@ -156,23 +214,19 @@ func deployInto(ctx context.Context, env *testenv.Cluster, cfgPath string, out i
 	for _, w := range warnings {
 		logf("config: %s", w)
 	}
-	cluster.Ray.Image = image
-	mon, err := testenv.TestMonitoringImages(ctx, env.Pool(), logf)
-	if err != nil {
+	if err := cluster.CheckLocal(); err != nil {
 		return err
 	}
-	stack := &monitoring.Stack{
-		PrometheusImage: mon.Prometheus, NodeExporterImage: mon.NodeExporter,
-		GrafanaImage: mon.Grafana, CAdvisorImage: mon.CAdvisor,
+	sideLoad := func(p raydeploy.TransferProgress) {
+		pr.Transfer("side-load "+p.Node+" "+p.Image, fmt.Sprintf("side-load %s to %s", p.Image, p.Node), p.Sent, p.Total, p.Elapsed, p.Done, p.Err)
 	}
-
-	first, err := timedDeploy(ctx, cluster, stack, out, "first deploy")
+	first, err := timedDeploy(ctx, cluster, out, "first deploy", sideLoad)
 	if err != nil {
 		return err
 	}
 	var noop []time.Duration
 	for i := range 3 {
-		took, err := timedDeploy(ctx, cluster, stack, out, fmt.Sprintf("no-op re-run %d", i+1))
+		took, err := timedDeploy(ctx, cluster, out, fmt.Sprintf("no-op re-run %d", i+1), sideLoad)
 		if err != nil {
 			return err
 		}
@@ -186,7 +240,7 @@ func deployInto(ctx context.Context, env *testenv.Cluster, cfgPath string, out i
 
 // timedDeploy runs one Deploy and prints one line per checkpoint with its
 // outcome and duration.
-func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, stack *monitoring.Stack, out io.Writer, title string) (time.Duration, error) {
+func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, out io.Writer, title string, sideLoad func(raydeploy.TransferProgress)) (time.Duration, error) {
 	var mu sync.Mutex
 	started := map[string]time.Time{}
 	lines := []string{}
@@ -205,9 +259,9 @@ func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, stack *monitor
 		}
 	}
 	d, err := raydeploy.New(cluster, raydeploy.Options{
-		Approver:   approval.NewAuto("sandbox", true),
-		Events:     sink,
-		Monitoring: stack,
+		Approver: approval.NewAuto("sandbox", true),
+		Events:   sink,
+		Progress: sideLoad,
 	})
 	if err != nil {
 		return 0, err
@@ -223,6 +277,30 @@ func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, stack *monitor
 		return took, errors.Join(fmt.Errorf("%s failed", title), err)
 	}
 	return took, nil
+}
+
+// freePort returns port when nothing on this machine listens on it, else a
+// free port the system picks: the printed forwarding commands must work even
+// while something else (another sandbox) holds the usual one.
+func freePort(port int) int {
+	for _, p := range []int{port, 0} {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err == nil {
+			got := l.Addr().(*net.TCPAddr).Port
+			l.Close()
+			return got
+		}
+	}
+	return port
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but safe
+// characters, so printed commands paste as they are.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=+:,@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func randomWord() string {

@@ -59,7 +59,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.config, "config", "", "cluster definition `FILE`: YAML (.yaml, .yml) or an Ansible inventory.ini (or its directory)")
 	fs.StringVar(&o.stateDir, "state-dir", "", "state `DIR` (overrides state_dir)")
-	fs.StringVar(&o.format, "format", "text", "output format: text or json")
+	fs.StringVar(&o.format, "format", "text", "output format: text or json (the report's JSON, documented in package raydeploy)")
+	fs.StringVar(&o.format, "output", "text", "the same as --format, named as in deploy-master")
 	fs.BoolVar(&o.healthOnly, "health-only", false, "check containers, Ray nodes and the dashboard, but run no job")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "print the ledger record of checkpoint `NAME` (connects nowhere)")
 	fs.StringVar(&o.approvalCheck, "approval-check", "", "say whether checkpoint `NAME` needs approval and whether one is pending or archived (connects nowhere)")
@@ -129,6 +130,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return approvalCheck(d, o.approvalCheck, o.format, stdout, stderr)
 	}
 
+	// Before connecting anywhere: the variables and files the config names.
+	if err := c.CheckLocal(); err != nil {
+		return configError(stderr, o.config, err)
+	}
 	rep, err := d.Validate(ctx, raydeploy.ValidateOptions{HealthOnly: o.healthOnly})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -44,6 +44,9 @@ state_dir: %s
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return path, state
 }
 

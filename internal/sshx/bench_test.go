@@ -45,7 +45,7 @@ func BenchmarkPrereqsOpenSSH(b *testing.B) {
 	servers, kh := benchServers(b)
 	for b.Loop() {
 		parallel(b, servers, func(_ int, s *testenv.LocalSSHDServer) error {
-			out, err := exec.Command("ssh", "-i", s.ClientKeyFile,
+			out, err := exec.Command("ssh", "-F", "/dev/null", "-i", s.ClientKeyFile,
 				"-o", "UserKnownHostsFile="+kh, "-o", "GlobalKnownHostsFile=/dev/null",
 				"-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
 				"-o", "ControlMaster=no", "-o", "ControlPath=none",

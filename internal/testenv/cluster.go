@@ -48,7 +48,15 @@ type Options struct {
 	// DeployPassword is the deploy user's password on every node; empty
 	// means a random one per node.
 	DeployPassword string
+	// StorageDriver is the storage driver of the nodes' dockerd: empty
+	// means the value of RAYDEPLOY_TESTENV_STORAGE_DRIVER, or overlay2 on a
+	// volume (see the package doc); "vfs" copies every layer.
+	StorageDriver string
 }
+
+// StorageDriverEnv overrides the nodes' storage driver (overlay2) for
+// machines where overlay cannot be mounted inside a container.
+const StorageDriverEnv = "RAYDEPLOY_TESTENV_STORAGE_DRIVER"
 
 // Cluster is a set of node containers on one private bridge network.
 type Cluster struct {
@@ -284,6 +292,19 @@ func (c *Cluster) startNode(i int, image string, subnet *net.IPNet, opts Options
 	}
 	labels := c.labels()
 	labels["io.raydeploy.testenv.node"] = name
+	driver := opts.StorageDriver
+	if driver == "" {
+		driver = os.Getenv(StorageDriverEnv)
+	}
+	if driver == "" {
+		driver = "overlay2"
+	}
+	var volumes map[string]struct{}
+	if n.dockerd {
+		// An anonymous volume: a directory on the test machine's disk that
+		// overlay2 can use, removed with the container.
+		volumes = map[string]struct{}{"/var/lib/docker": {}}
+	}
 	ctr, err := c.pool.Client.CreateContainer(docker.CreateContainerOptions{
 		Name: c.Name + "-" + name,
 		Config: &docker.Config{
@@ -296,7 +317,9 @@ func (c *Cluster) startNode(i int, image string, subnet *net.IPNet, opts Options
 				"TESTENV_AUTHORIZED_KEY=" + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(c.ClientKey.PublicKey()))),
 				"TESTENV_DEPLOY_PASSWORD=" + n.DeployPassword,
 				"TESTENV_DOCKERD=" + map[bool]string{true: "1", false: "0"}[n.dockerd],
+				"TESTENV_STORAGE_DRIVER=" + driver,
 			},
+			Volumes: volumes,
 		},
 		HostConfig: &docker.HostConfig{
 			CapAdd:      nodeCaps(),

@@ -54,6 +54,15 @@ func TestClusterOfThree(t *testing.T) {
 			if strings.TrimSpace(ver) == "" {
 				t.Error("docker version printed nothing")
 			}
+			// It stores layers the way a real node does: overlay2, no full
+			// copy per layer.
+			want := os.Getenv(StorageDriverEnv)
+			if want == "" {
+				want = "overlay2"
+			}
+			if drv, err := n.Run(ctx, "root", "docker info --format '{{.Driver}}'"); err != nil || strings.TrimSpace(drv) != want {
+				t.Errorf("storage driver = %q, %v; want %s", drv, err, want)
+			}
 
 			// sudo takes the deploy password on stdin.
 			who, err := n.Run(ctx, DeployUser, fmt.Sprintf("echo %s | sudo -S -p '' id -u", n.DeployPassword))
@@ -75,7 +84,22 @@ func TestClusterOfThree(t *testing.T) {
 		})
 	}
 
-	// Close leaves nothing labelled behind.
+	// Close leaves nothing labelled behind, and no volume of a node.
+	var volumes []string
+	for _, n := range c.Nodes {
+		ct, err := c.Pool().Client.InspectContainer(n.ContainerID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ct.Mounts {
+			if m.Destination == "/var/lib/docker" && m.Name != "" {
+				volumes = append(volumes, m.Name)
+			}
+		}
+	}
+	if len(volumes) != len(c.Nodes) {
+		t.Errorf("nodes have volumes %v, want one each for /var/lib/docker", volumes)
+	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +109,11 @@ func TestClusterOfThree(t *testing.T) {
 	}
 	if len(ctrs) != 0 || len(nets) != 0 {
 		t.Errorf("after Close: %d containers, %d networks still labelled %s", len(ctrs), len(nets), c.Name)
+	}
+	for _, v := range volumes {
+		if _, err := c.Pool().Client.InspectVolume(v); err == nil {
+			t.Errorf("after Close: volume %s still exists", v)
+		}
 	}
 }
 

@@ -7,11 +7,26 @@
 // # Images
 //
 // The Engine that runs the tests starts with no images and reaches no
-// registry, so every image is built locally: [DebianImage] runs mmdebstrap
+// registry, so every image is built locally. One shared base ([BaseRecipe]:
+// Debian's minbase variant and CA certificates) is built with mmdebstrap
 // against the machine's own apt sources (read from /etc/apt at run time) and
-// pipes the root file system into the Engine's image import. An image is tagged
-// with a digest of everything that went into it (suite, packages, files,
-// recipe version), so a second run finds the tag and costs nothing.
+// imported into the Engine. Every other image ([DebianImage]: node, Ray
+// stand-in, Prometheus, node-exporter, ...) derives from it: a container of
+// the base installs the recipe's packages with apt, gets its files and
+// commands, and is committed as one more layer. So the essential packages are
+// unpacked once per machine instead of once per image, images share their
+// first layer, and every .deb is downloaded once: the package lists of the
+// base build and the downloaded archives are kept in this user's directory
+// under the system temp directory (raydeploy-testenv-<uid>/apt), mounted
+// into the build containers. A build reports its step and elapsed time every
+// 5 s (to Logf, or to the function given with [WithProgress]).
+//
+// An image is tagged with a digest of everything that went into it (suite,
+// packages, files, commands, the base's tag, recipe version), so a second run
+// finds the tag and costs nothing. Builds are serialized across processes by
+// a lock file in the same directory. RAYDEPLOY_TESTENV_IMAGES changes the
+// repository prefix (default raydeploy-testenv), which measures a cold start
+// without touching the shared images.
 //
 // # Nodes
 //
@@ -24,9 +39,16 @@
 // refuses --privileged (it may not grant CAP_SYS_RESOURCE), so a node runs with
 // every other capability, seccomp and AppArmor unconfined, and its init script
 // re-mounts the cgroup hierarchies read-write so the inner dockerd can create
-// containers. The inner dockerd uses the vfs storage driver (overlay on
-// overlay is not available), which copies image layers instead of sharing
-// them: image loads and container creation are slower than on a real node.
+// containers. The inner dockerd stores images the way a real node's does,
+// with overlay2: its /var/lib/docker is an anonymous volume of the test
+// machine's Engine (a plain directory on the machine's disk, removed with
+// the node), where the kernel's overlay mounts work. They would not on the
+// node's own root file system, which is itself an overlay (or
+// fuse-overlayfs) mount of the outer Engine; fuse-overlayfs inside the node
+// would need /dev/fuse, and vfs (what nodes used before) copies every layer
+// in full, which made side-loads and container creation several times
+// slower than on a real machine. RAYDEPLOY_TESTENV_STORAGE_DRIVER=vfs goes
+// back to vfs where overlay cannot be mounted in a container.
 // Its default runtime is a small runc wrapper (runc-capsafe.py) that drops
 // from a container's spec the capabilities the node itself lacks and lowers
 // rlimits to the node's hard limits (open files: 20000 here, where Ray asks for

@@ -23,7 +23,7 @@ import (
 
 // recipeVersion changes whenever the way images are built changes, so cached
 // images of an older recipe are not reused.
-const recipeVersion = "3"
+const recipeVersion = "4"
 
 // ImageFile is a file placed into an image.
 type ImageFile struct {
@@ -62,7 +62,25 @@ func (r ImageRecipe) Tag(suite string) string {
 	for _, c := range r.Commands {
 		fmt.Fprintf(h, "cmd=%s\n", c)
 	}
-	return "raydeploy-testenv/" + r.Name + ":" + hex.EncodeToString(h.Sum(nil))[:16]
+	if r.Name != baseName {
+		fmt.Fprintf(h, "base=%s\n", BaseRecipe().Tag(suite))
+	}
+	return imageRepo(r.Name) + ":" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// ImageRepoEnv names the repository prefix of every image testenv builds
+// (default raydeploy-testenv). Setting it to a fresh name measures a cold
+// start without touching the shared image cache: nothing is found, so every
+// image is built again, under that prefix.
+const ImageRepoEnv = "RAYDEPLOY_TESTENV_IMAGES"
+
+// imageRepo returns the repository of the testenv image called name.
+func imageRepo(name string) string {
+	prefix := os.Getenv(ImageRepoEnv)
+	if prefix == "" {
+		prefix = "raydeploy-testenv"
+	}
+	return prefix + "/" + name
 }
 
 // DebianImage returns the tag of the image the recipe describes, building it
@@ -92,13 +110,44 @@ func DebianImage(ctx context.Context, pool *dockertest.Pool, r ImageRecipe, logf
 	if imageExists(pool, tag) { // built by another process while we waited
 		return tag, nil
 	}
+	if r.Name == baseName {
+		return tag, buildBase(ctx, pool, r, suite, tag, logf)
+	}
+	base := BaseRecipe()
+	base.Suite = suite
+	baseTag := base.Tag(suite)
+	if !imageExists(pool, baseTag) {
+		if err := buildBase(ctx, pool, base, suite, baseTag, logf); err != nil {
+			return "", err
+		}
+	}
 	start := time.Now()
-	logf("testenv: building image %s (mmdebstrap %s, %d packages); later runs reuse it", tag, suite, len(r.Packages))
-	if err := buildWithMmdebstrap(ctx, pool, r, suite, tag); err != nil {
+	logf("testenv: building image %s (%d packages on %s); later runs reuse it", tag, len(r.Packages), baseTag)
+	step := &buildStep{step: "creating the build container"}
+	stop := reportProgress(ctx, logf, tag, step, start)
+	err = deriveImage(ctx, pool, baseTag, r, tag, step)
+	stop(err)
+	if err != nil {
 		return "", fmt.Errorf("testenv: build image %s: %w", tag, err)
 	}
 	logf("testenv: built %s in %s", tag, time.Since(start).Round(100*time.Millisecond))
 	return tag, nil
+}
+
+// buildBase builds the shared base with mmdebstrap; the caller holds the
+// build lock.
+func buildBase(ctx context.Context, pool *dockertest.Pool, r ImageRecipe, suite, tag string, logf func(string, ...any)) error {
+	start := time.Now()
+	logf("testenv: building image %s (mmdebstrap %s, %d packages); later runs reuse it", tag, suite, len(r.Packages))
+	step := &buildStep{step: "starting mmdebstrap"}
+	stop := reportProgress(ctx, logf, tag, step, start)
+	err := buildWithMmdebstrap(ctx, pool, r, suite, tag, step)
+	stop(err)
+	if err != nil {
+		return fmt.Errorf("testenv: build image %s: %w", tag, err)
+	}
+	logf("testenv: built %s in %s", tag, time.Since(start).Round(100*time.Millisecond))
+	return nil
 }
 
 func imageExists(pool *dockertest.Pool, tag string) bool {
@@ -106,17 +155,14 @@ func imageExists(pool *dockertest.Pool, tag string) bool {
 	return err == nil
 }
 
-// lockBuilds takes an exclusive flock on a file in the user's cache directory.
+// lockBuilds takes an exclusive flock on a file in this user's temporary
+// directory (see userTempDir).
 func lockBuilds(ctx context.Context) (func(), error) {
-	dir, err := os.UserCacheDir()
+	dir, err := userTempDir()
 	if err != nil {
-		dir = os.TempDir()
-	}
-	dir = filepath.Join(dir, "raydeploy-testenv")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("testenv: build lock: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "build.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, strings.ReplaceAll(imageRepo("build.lock"), "/", "-")), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("testenv: build lock: %w", err)
 	}
@@ -138,7 +184,10 @@ func lockBuilds(ctx context.Context) (func(), error) {
 	}
 }
 
-func buildWithMmdebstrap(ctx context.Context, pool *dockertest.Pool, r ImageRecipe, suite, tag string) error {
+// buildWithMmdebstrap builds r from nothing with mmdebstrap. Its package
+// lists are kept in the package cache (see aptCacheDir) for the images that
+// derive from it.
+func buildWithMmdebstrap(ctx context.Context, pool *dockertest.Pool, r ImageRecipe, suite, tag string, step *buildStep) error {
 	mm, err := exec.LookPath("mmdebstrap")
 	if err != nil {
 		return fmt.Errorf("mmdebstrap not found (apt-get install mmdebstrap): %w", err)
@@ -158,7 +207,18 @@ func buildWithMmdebstrap(ctx context.Context, pool *dockertest.Pool, r ImageReci
 		return err
 	}
 
-	args := []string{"--variant=minbase", "--mode=root", "--format=tar", "--quiet"}
+	cache, err := aptCacheDir()
+	if err != nil {
+		return err
+	}
+	lists := listsDir(cache, tag)
+	if err := os.RemoveAll(lists); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(lists, 0o755); err != nil {
+		return err
+	}
+	args := []string{"--variant=minbase", "--mode=root", "--format=tar"}
 	if len(r.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(r.Packages, ","))
 	}
@@ -172,13 +232,13 @@ func buildWithMmdebstrap(ctx context.Context, pool *dockertest.Pool, r ImageReci
 	for _, c := range r.Commands {
 		args = append(args, `--customize-hook=chroot "$1" /bin/sh -c `+shellQuote(c))
 	}
+	args = append(args, `--customize-hook=sync-out /var/lib/apt/lists `+shellQuote(lists))
 	// Smaller images load faster into the nodes' engines.
 	args = append(args, `--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/usr/share/doc "$1"/usr/share/man`)
 	args = append(args, suite, "-", srcFile)
 
 	cmd := exec.CommandContext(ctx, mm, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = step
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -200,7 +260,7 @@ func buildWithMmdebstrap(ctx context.Context, pool *dockertest.Pool, r ImageReci
 	}
 	waitErr := cmd.Wait()
 	if waitErr != nil {
-		return fmt.Errorf("mmdebstrap: %w: %s", waitErr, lastLines(stderr.String(), 15))
+		return fmt.Errorf("mmdebstrap: %w: %s", waitErr, step.lastLines(15))
 	}
 	if importErr != nil {
 		return fmt.Errorf("image import: %w", importErr)

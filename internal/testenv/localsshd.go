@@ -42,6 +42,9 @@ type LocalSSHDServer struct {
 	Port int
 	// User is the login user (root: the tests run as root).
 	User string
+	// Home is the clean, empty directory that sessions get as $HOME, so no
+	// start-up file of the machine's real home directory runs in them.
+	Home string
 	// HostKey is the server's ed25519 host public key; tests verify it.
 	HostKey ssh.PublicKey
 	// HostKeyFile is the server's host private key file.
@@ -121,6 +124,13 @@ func LocalSSHDWriteKnownHosts(t testing.TB, path string, servers ...*LocalSSHDSe
 // own host key and accepts its client key. Processes are killed and their
 // directories removed in t.Cleanup. Without /usr/sbin/sshd the test is
 // skipped, unless RAYDEPLOY_REQUIRE_DOCKER=1 (then it fails).
+//
+// Sessions log in as root (the tests run as root and some need it, e.g. to
+// chown an upload) but depend on nothing in root's home directory: sshd sets
+// $HOME to the server's own empty directory (Home) and runs no ~/.ssh/rc, so
+// no shell start-up file of the machine runs in a session. Each server has
+// its own port (picked free, retried on a bind race) and its own temporary
+// directory, so any number of test processes can run at the same time.
 func LocalSSHDStart(t testing.TB, n int, opts LocalSSHDOptions) []*LocalSSHDServer {
 	t.Helper()
 	if _, err := os.Stat(LocalSSHDBinary); err != nil {
@@ -168,6 +178,10 @@ func localSSHDStartOne(t testing.TB, opts LocalSSHDOptions) (*LocalSSHDServer, e
 	if err != nil {
 		return nil, err
 	}
+	home := filepath.Join(dir, "home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		return nil, err
+	}
 	authKeys := filepath.Join(dir, "authorized_keys")
 	if err := os.WriteFile(authKeys, ssh.MarshalAuthorizedKey(clientSigner.PublicKey()), 0o600); err != nil {
 		return nil, err
@@ -180,6 +194,7 @@ func localSSHDStartOne(t testing.TB, opts LocalSSHDOptions) (*LocalSSHDServer, e
 		ClientSigner:  clientSigner,
 		ClientKeyFile: clientKeyFile,
 		Dir:           dir,
+		Home:          home,
 	}
 	// A free port can be taken between our probe and sshd's bind: retry.
 	var lastErr error
@@ -220,6 +235,13 @@ func (s *LocalSSHDServer) start(t testing.TB, opts LocalSSHDOptions, authKeys st
 		"AllowStreamLocalForwarding yes",
 		"LogLevel INFO",
 		"Subsystem sftp internal-sftp",
+		// Sessions start clean, whatever the login user's home holds: no
+		// ~/.ssh/rc or ~/.ssh/environment, and $HOME is an empty directory
+		// of this server, so bash (the login shell of root) finds no
+		// ~/.bashrc or ~/.profile to run, and no BASH_ENV or ENV names one.
+		"PermitUserRC no",
+		"PermitUserEnvironment no",
+		`SetEnv "HOME=`+s.Home+`" BASH_ENV= ENV=`,
 	)
 	cfgFile := filepath.Join(s.Dir, "sshd_config")
 	if err := os.WriteFile(cfgFile, []byte(strings.Join(cfg, "\n")+"\n"), 0o600); err != nil {

@@ -28,6 +28,8 @@ umask 022
 
 if command -v dockerd >/dev/null 2>&1 && [ "${TESTENV_DOCKERD:-1}" = 1 ]; then
 	rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
-	dockerd --host=unix:///var/run/docker.sock >/var/log/dockerd.log 2>&1 &
+	# /var/lib/docker is a volume of the test machine's Engine (a plain
+	# directory, not the container's overlay root), so overlay2 works there.
+	dockerd --host=unix:///var/run/docker.sock --storage-driver="${TESTENV_STORAGE_DRIVER:-overlay2}" >/var/log/dockerd.log 2>&1 &
 fi
 exec /usr/sbin/sshd -D -e

@@ -13,11 +13,10 @@ var nodeInit []byte
 //go:embed runc-capsafe.py
 var runcCapsafe []byte
 
-// dockerDaemonJSON configures every node's dockerd: vfs (overlay on the test
-// machine's overlay is not available) and the capsafe runc wrapper as the
-// default runtime (see runc-capsafe.py and the package doc).
+// dockerDaemonJSON configures every node's dockerd: the capsafe runc wrapper
+// as the default runtime (see runc-capsafe.py and the package doc). The
+// storage driver is chosen when the node starts (TESTENV_STORAGE_DRIVER).
 const dockerDaemonJSON = `{
-  "storage-driver": "vfs",
   "runtimes": {"capsafe": {"path": "/usr/local/sbin/runc-capsafe"}},
   "default-runtime": "capsafe"
 }

@@ -80,7 +80,7 @@ func StandinImage(ctx context.Context, pool *dockertest.Pool, mode string) (stri
 	h := sha256.New()
 	h.Write(data)
 	io.WriteString(h, dockerfile)
-	repo := "raydeploy-testenv/" + mode + "-standin"
+	repo := imageRepo(mode + "-standin")
 	tag := repo + ":" + hex.EncodeToString(h.Sum(nil))[:16]
 	if imageExists(pool, tag) {
 		return tag, nil

@@ -26,7 +26,8 @@ func TinyImage(ctx context.Context, pool *dockertest.Pool) (string, error) {
 		return "", err
 	}
 	sum := sha256.Sum256(data)
-	tag := "raydeploy-testenv/tinyd:" + hex.EncodeToString(sum[:])[:16]
+	repo, tg := imageRepo("tinyd"), hex.EncodeToString(sum[:])[:16]
+	tag := repo + ":" + tg
 	if imageExists(pool, tag) {
 		return tag, nil
 	}
@@ -41,7 +42,6 @@ func TinyImage(ctx context.Context, pool *dockertest.Pool) (string, error) {
 	if err := tw.Close(); err != nil {
 		return "", err
 	}
-	repo, tg := "raydeploy-testenv/tinyd", tag[len("raydeploy-testenv/tinyd:"):]
 	if err := pool.Client.ImportImage(docker.ImportImageOptions{
 		Repository: repo, Tag: tg, Source: "-", InputStream: &buf, OutputStream: io.Discard, Context: ctx,
 	}); err != nil {

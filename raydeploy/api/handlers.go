@@ -525,12 +525,9 @@ type CheckpointPlan struct {
 	Nodes         map[string][]PlanItem `json:"nodes"`
 }
 
-// PlanItem is one planned change on one node ("*": the whole cluster).
-type PlanItem struct {
-	Node   string `json:"node"`
-	Action string `json:"action"`
-	Detail string `json:"detail,omitempty"`
-}
+// PlanItem is one planned change on one node ("*": the whole cluster), with
+// the machine-readable target the plan digest covers.
+type PlanItem = approval.PlanItem
 
 func (s *Server) postPlan(w http.ResponseWriter, r *http.Request, p Principal) {
 	var pr PlanRequest
@@ -570,7 +567,7 @@ func (s *Server) postPlan(w http.ResponseWriter, r *http.Request, p Principal) {
 		cp := CheckpointPlan{Checkpoint: pl.Checkpoint, Description: info.Description, NeedsApproval: info.NeedsApproval || info.Destructive,
 			Destructive: info.Destructive, Digest: pl.Digest(), Empty: pl.Empty(), Items: []PlanItem{}, Nodes: map[string][]PlanItem{}}
 		for _, it := range pl.Items {
-			pi := PlanItem{Node: it.Node, Action: it.Action, Detail: it.Detail}
+			pi := it
 			cp.Items = append(cp.Items, pi)
 			cp.Nodes[it.Node] = append(cp.Nodes[it.Node], pi)
 		}
@@ -607,7 +604,7 @@ func (s *Server) toRequest(r approval.Request) ApprovalRequest {
 		Risks: append([]string{}, r.Risks...), Plan: []PlanItem{}, PlanDigest: r.PlanDigest, RequestedBy: r.RequestedBy,
 		RequestedAt: r.RequestedAt.UTC(), ExpiresAt: r.RequestedAt.Add(s.cfg.ApprovalTimeout).UTC(), ExecutionID: s.currentExec()}
 	for _, it := range r.Plan {
-		ar.Plan = append(ar.Plan, PlanItem{Node: it.Node, Action: it.Action, Detail: it.Detail})
+		ar.Plan = append(ar.Plan, it)
 	}
 	return ar
 }

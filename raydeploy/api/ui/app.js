@@ -91,8 +91,11 @@
   }
 
   function planTable(items) {
-    return el("table", { class: "plan" }, el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Node"), el("th", { scope: "col" }, "Action"), el("th", { scope: "col" }, "Detail"))),
-      el("tbody", {}, items.map((it) => el("tr", {}, el("td", {}, it.node), el("td", {}, it.action), el("td", { class: "mono" }, it.detail || "")))));
+    const target = (t) => (t ? [t.kind, t.name || t.path || "", t.id ? t.id.slice(0, 12) : ""].filter(Boolean).join(" ") : "");
+    return el("table", { class: "plan" }, el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Node"), el("th", { scope: "col" }, "Action"),
+      el("th", { scope: "col" }, "Detail"), el("th", { scope: "col" }, "Target"))),
+      el("tbody", {}, items.map((it) => el("tr", {}, el("td", {}, it.node), el("td", {}, it.action), el("td", { class: "mono" }, it.detail || ""),
+        el("td", { class: "mono" }, target(it.target))))));
   }
 
   function renderApprovals(pend) {
