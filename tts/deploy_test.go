@@ -56,6 +56,11 @@ func standinHead(t testing.TB) Dashboard {
 		}
 		if t.Failed() {
 			t.Logf("stand-in output:\n%s", out.String())
+			logs, _ := filepath.Glob(filepath.Join(dir, "ray-tmp", "session_*", "logs", "serve", "*.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("--- %s ---\n%s", filepath.Base(l), b)
+			}
 		}
 	})
 	d := Dashboard{BaseURL: fmt.Sprintf("http://127.0.0.1:%d", dash)}

@@ -18,7 +18,7 @@ import (
 // under the image's Debian python3 with the image's own engines.
 func TestImageRunsTheApp(t *testing.T) {
 	pool := testenv.RequireDocker(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	base, err := testenv.TestRayImage(ctx, pool, t.Logf)
 	if err != nil {
