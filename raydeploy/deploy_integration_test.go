@@ -33,8 +33,7 @@ type testbed struct {
 func newTestbed(t *testing.T, nodes int) *testbed {
 	t.Helper()
 	env := testenv.NewCluster(t, nodes)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	ctx := t.Context() // image builds take what a loaded machine needs; the test timeout bounds them
 	image, err := testenv.TestRayImage(ctx, env.Pool(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
@@ -218,82 +217,6 @@ func TestDeployThreeNodes(t *testing.T) {
 	}
 	if names, _ := n1.Run(ctx, "root", "docker ps --format '{{.Names}}'"); !strings.Contains(names, "unrelated-app") {
 		t.Errorf("Down removed an unrelated container; node1 runs:\n%s", names)
-	}
-}
-
-func TestDeployResumesAfterNodeLoss(t *testing.T) {
-	tb := newTestbed(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	victim := tb.env.Nodes[2]
-
-	// Lose node2 while ray-deployment runs (its image side-load is under way).
-	killed := make(chan error, 1)
-	d := tb.deployer(t, raydeploy.Options{Events: func(e checkpoint.Event) {
-		if p, ok := e.(checkpoint.CheckpointPlanned); ok && p.Checkpoint == raydeploy.CheckpointRay {
-			killed <- victim.Stop(context.Background())
-		}
-	}})
-	rep, err := d.Deploy(ctx, checkpoint.RunOptions{})
-	if err == nil {
-		t.Fatal("deploy succeeded with a node lost mid-way")
-	}
-	if kerr := <-killed; kerr != nil {
-		t.Fatal(kerr)
-	}
-	if got := statusOf(rep, raydeploy.CheckpointRay); got != checkpoint.StatusFailed {
-		logReport(t, rep)
-		t.Fatalf("ray-deployment: %s, want failed", got)
-	}
-	if !strings.Contains(err.Error(), "node2") {
-		t.Errorf("error does not name the lost node: %v", err)
-	}
-	ledger := loadLedger(t, tb)
-	for node, want := range map[string]checkpoint.Status{"node0": checkpoint.StatusSucceeded, "node1": checkpoint.StatusSucceeded, "node2": checkpoint.StatusFailed} {
-		if r := ledger.Node(raydeploy.CheckpointRay, node); r == nil || r.Status != want {
-			t.Errorf("ledger ray-deployment/%s = %+v, want %s", node, r, want)
-		}
-	}
-	failure, err := checkpoint.ReadFailure(tb.cluster.StateDir)
-	if err != nil || failure == nil || failure.Checkpoint != raydeploy.CheckpointRay || !slices.Contains(failure.FailedNodes, "node2") {
-		t.Errorf("failure record = %+v, %v; want ray-deployment naming node2", failure, err)
-	}
-	d.Close()
-
-	// The node comes back; a plain re-run finishes the job without touching
-	// the nodes that were done.
-	if err := victim.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	before := tb.containerIDs(t, ctx)
-	d2 := tb.deployer(t, raydeploy.Options{})
-	plans, err := d2.Plan(ctx, checkpoint.RunOptions{Only: raydeploy.CheckpointRay})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := plans[0].Nodes(); !slices.Equal(got, []string{"node2"}) {
-		t.Errorf("re-run plans ray-deployment on %v, want only node2:\n%s", got, plans[0])
-	}
-	rep2, err := d2.Deploy(ctx, checkpoint.RunOptions{})
-	if err != nil {
-		logReport(t, rep2)
-		t.Fatal(err)
-	}
-	after := tb.containerIDs(t, ctx)
-	// The Ray containers that were running stay; the re-run may add what the
-	// failed run never reached (monitoring), but replaces nothing.
-	for _, node := range []string{"node0", "node1"} {
-		if before[node] == "" {
-			t.Errorf("%s ran no container after the failed deploy", node)
-		}
-		for _, id := range strings.Fields(before[node]) {
-			if !strings.Contains(after[node], id) {
-				t.Errorf("%s: container %s was replaced; the finished node was redone (before %q, after %q)", node, id, before[node], after[node])
-			}
-		}
-	}
-	if after["node2"] == "" {
-		t.Error("node2 runs no Ray container after the re-run")
 	}
 }
 

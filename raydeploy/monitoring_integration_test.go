@@ -74,16 +74,6 @@ func TestMonitoringDeployment(t *testing.T) {
 	}
 	beforeChange := time.Now()
 
-	// Grafana (stand-in) read the provisioned files.
-	var prov map[string]string
-	getJSON(t, ctx, head, "http://127.0.0.1:3000/api/standin/provisioning", &prov)
-	if ds := prov[monitoring.GrafanaDatasourceFile]; !strings.Contains(ds, "uid: "+monitoring.DatasourceUID) {
-		t.Errorf("Grafana's %s = %q, want the datasource uid %s", monitoring.GrafanaDatasourceFile, ds, monitoring.DatasourceUID)
-	}
-	if _, ok := prov[monitoring.GrafanaProviderFile]; !ok {
-		t.Errorf("Grafana's provisioning lacks %s; has %d files", monitoring.GrafanaProviderFile, len(prov))
-	}
-
 	// The admin password: 0600 in the state dir, the same on the head (0400,
 	// Grafana's uid), accepted by Grafana, and nowhere else.
 	pwPath := filepath.Join(tb.cluster.StateDir, monitoring.AdminPasswordFile)
@@ -115,8 +105,62 @@ func TestMonitoringDeployment(t *testing.T) {
 	if strings.Contains(logs.String(), password) {
 		t.Error("the Grafana admin password is in the deployer's logs")
 	}
-	if b, err := os.ReadFile(filepath.Join(tb.cluster.StateDir, "ledger.json")); err == nil && bytes.Contains(b, []byte(password)) {
+	ledgerFile, err := os.ReadFile(filepath.Join(tb.cluster.StateDir, checkpoint.LedgerFile))
+	if err != nil || !bytes.Contains(ledgerFile, []byte(`"`+raydeploy.CheckpointMonitoring+`"`)) {
+		t.Errorf("the ledger cannot be checked for the password: %v (%d bytes, monitoring-deployment recorded: %v)",
+			err, len(ledgerFile), bytes.Contains(ledgerFile, []byte(raydeploy.CheckpointMonitoring)))
+	} else if bytes.Contains(ledgerFile, []byte(password)) {
 		t.Error("the Grafana admin password is in the ledger")
+	}
+
+	// Grafana (the stand-in, or RAYDEPLOY_TEST_GRAFANA_IMAGE) answers what a
+	// user checks in the real one: health, the provisioned datasource and
+	// our dashboards, through its API with the admin password.
+	var health struct {
+		Database string `json:"database"`
+		Version  string `json:"version"`
+	}
+	getJSON(t, ctx, head, "http://127.0.0.1:3000/api/health", &health)
+	if health.Database != "ok" || health.Version == "" {
+		t.Errorf("Grafana /api/health = %+v, want database ok and a version", health)
+	}
+	var ds struct {
+		UID       string `json:"uid"`
+		Type      string `json:"type"`
+		URL       string `json:"url"`
+		IsDefault bool   `json:"isDefault"`
+	}
+	grafanaAPI(t, ctx, head, secret, "/api/datasources/uid/"+monitoring.DatasourceUID, &ds)
+	if ds.UID != monitoring.DatasourceUID || ds.Type != "prometheus" || !strings.Contains(ds.URL, head.Address+":9090") || !ds.IsDefault {
+		t.Errorf("Grafana datasource %+v, want the default prometheus datasource at %s:9090", ds, head.Address)
+	}
+	var boards []struct {
+		UID   string `json:"uid"`
+		Title string `json:"title"`
+	}
+	grafanaAPI(t, ctx, head, secret, "/api/search?type=dash-db", &boards)
+	found := map[string]bool{}
+	for _, b := range boards {
+		found[b.UID] = true
+	}
+	for _, uid := range []string{monitoring.DashboardNodesUID, monitoring.DashboardContainersUID, monitoring.DashboardRayUID} {
+		if !found[uid] {
+			t.Errorf("Grafana lists no dashboard %s; it has %+v", uid, boards)
+		}
+	}
+	var board struct {
+		Dashboard struct {
+			Templating struct {
+				List []struct {
+					Name string `json:"name"`
+					Type string `json:"type"`
+				} `json:"list"`
+			} `json:"templating"`
+		} `json:"dashboard"`
+	}
+	grafanaAPI(t, ctx, head, secret, "/api/dashboards/uid/"+monitoring.DashboardNodesUID, &board)
+	if l := board.Dashboard.Templating.List; len(l) == 0 || l[0].Name != "datasource" || l[0].Type != "datasource" {
+		t.Errorf("dashboard %s templating %+v, want the datasource variable first", monitoring.DashboardNodesUID, l)
 	}
 
 	// The deployer's metrics, on the registry the test passed.
@@ -238,6 +282,19 @@ func containerID(t *testing.T, ctx context.Context, n *testenv.Node, name string
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(out)
+}
+
+// grafanaAPI fetches a Grafana API path on the head with the admin's basic
+// auth, the password read from its file there (it never leaves the node).
+func grafanaAPI(t *testing.T, ctx context.Context, head *testenv.Node, secret, path string, v any) {
+	t.Helper()
+	out, err := head.Run(ctx, "root", `curl -sf -u admin:"$(cat `+secret+`)" 'http://127.0.0.1:3000`+path+`'`)
+	if err != nil {
+		t.Fatalf("Grafana GET %s: %v", path, err)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("Grafana GET %s: %v: %.300s", path, err, out)
+	}
 }
 
 // getJSON fetches url on the node (curl as root) and decodes the answer.

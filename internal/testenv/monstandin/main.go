@@ -5,10 +5,12 @@
 // Grafana (-mode=grafana): configured like the upstream image, through the
 // environment (GF_SERVER_HTTP_PORT, GF_PATHS_PROVISIONING, GF_PATHS_DATA,
 // GF_SECURITY_ADMIN_USER, GF_SECURITY_ADMIN_PASSWORD__FILE). It serves
-// GET /api/health like Grafana 12.1.1, GET /api/user with basic auth checked
-// against the admin password file (so a test can prove the password arrived
-// without anyone printing it), and GET /api/standin/provisioning: the files of
-// the provisioning dir, by relative path, as read at the time of the request.
+// GET /api/health like Grafana 12.1.1 and, with basic auth checked against the
+// admin password file (401 otherwise), Grafana's API for what provisioning
+// created: GET /api/user, /api/datasources/uid/{uid}, /api/search and
+// /api/dashboards/uid/{uid}, read from the provisioning files (datasources/
+// and the file providers of dashboards/) at the time of the request. Tests
+// use only endpoints the real Grafana has, so they pass against it too.
 // It writes grafana.db into the data dir once, like Grafana creating its
 // database, so tests can see the data dir persist.
 //
@@ -34,6 +36,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // grafanaVersion is the release the stand-in claims (monitoring.DefaultGrafanaImage's).
@@ -131,7 +135,73 @@ func (g *grafana) handler() http.Handler {
 	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"commit": "standin", "database": "ok", "version": grafanaVersion})
 	})
-	mux.HandleFunc("GET /api/user", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/user", g.authed(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"id": 1, "login": g.user, "isGrafanaAdmin": true})
+	}))
+	mux.HandleFunc("GET /api/datasources/uid/{uid}", g.authed(func(w http.ResponseWriter, r *http.Request) {
+		sources, err := g.datasources()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"message": err.Error()})
+			return
+		}
+		for i, ds := range sources {
+			if ds.UID == r.PathValue("uid") {
+				writeJSON(w, http.StatusOK, map[string]any{
+					"id": i + 1, "uid": ds.UID, "orgId": max(ds.OrgID, 1), "name": ds.Name, "type": ds.Type,
+					"typeLogoUrl": "public/plugins/" + ds.Type + "/img/logo.svg", "access": ds.Access,
+					"url": ds.URL, "user": "", "database": "", "basicAuth": false, "withCredentials": false,
+					"isDefault": ds.IsDefault, "jsonData": ds.JSONData, "secureJsonFields": map[string]any{},
+					"version": 1, "readOnly": true,
+				})
+				return
+			}
+		}
+		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Data source not found"})
+	}))
+	mux.HandleFunc("GET /api/search", g.authed(func(w http.ResponseWriter, r *http.Request) {
+		boards, err := g.dashboards()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"message": err.Error()})
+			return
+		}
+		out := []map[string]any{}
+		if t := r.URL.Query().Get("type"); t != "" && t != "dash-db" {
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
+		for i, b := range boards {
+			out = append(out, map[string]any{
+				"id": i + 1, "uid": b.UID, "orgId": 1, "title": b.Title, "uri": "db/" + b.slug(),
+				"url": "/d/" + b.UID + "/" + b.slug(), "slug": "", "type": "dash-db",
+				"tags": []string{}, "isStarred": false, "sortMeta": 0, "isDeleted": false,
+			})
+		}
+		writeJSON(w, http.StatusOK, out)
+	}))
+	mux.HandleFunc("GET /api/dashboards/uid/{uid}", g.authed(func(w http.ResponseWriter, r *http.Request) {
+		boards, err := g.dashboards()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"message": err.Error()})
+			return
+		}
+		for _, b := range boards {
+			if b.UID == r.PathValue("uid") {
+				writeJSON(w, http.StatusOK, map[string]any{"dashboard": b.raw, "meta": map[string]any{
+					"type": "db", "slug": b.slug(), "url": "/d/" + b.UID + "/" + b.slug(),
+					"provisioned": true, "provisionedExternalId": b.file, "canSave": false,
+				}})
+				return
+			}
+		}
+		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Dashboard not found"})
+	}))
+	return mux
+}
+
+// authed requires the admin's basic auth, checked against the password
+// file, as Grafana does for its API (401 otherwise).
+func (g *grafana) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		user, pass, ok := r.BasicAuth()
 		want, err := os.ReadFile(g.passwordFile)
 		if !ok || err != nil || user != g.user ||
@@ -139,29 +209,128 @@ func (g *grafana) handler() http.Handler {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Invalid username or password"})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"id": 1, "login": g.user, "isGrafanaAdmin": true})
-	})
-	mux.HandleFunc("GET /api/standin/provisioning", func(w http.ResponseWriter, r *http.Request) {
-		files := map[string]string{}
-		err := filepath.WalkDir(g.provisioning, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(g.provisioning, p)
-			files[filepath.ToSlash(rel)] = string(b)
-			return nil
-		})
+		h(w, r)
+	}
+}
+
+// provisionedDatasource is one entry of a datasources provisioning file.
+type provisionedDatasource struct {
+	Name      string         `yaml:"name"`
+	UID       string         `yaml:"uid"`
+	Type      string         `yaml:"type"`
+	Access    string         `yaml:"access"`
+	OrgID     int            `yaml:"orgId"`
+	URL       string         `yaml:"url"`
+	IsDefault bool           `yaml:"isDefault"`
+	JSONData  map[string]any `yaml:"jsonData"`
+}
+
+// yamlFiles lists the .yaml/.yml files of a provisioning subdirectory.
+func (g *grafana) yamlFiles(sub string) ([]string, error) {
+	var out []string
+	for _, pat := range []string{"*.yaml", "*.yml"} {
+		m, err := filepath.Glob(filepath.Join(g.provisioning, sub, pat))
 		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"message": err.Error()})
-			return
+			return nil, err
 		}
-		writeJSON(w, http.StatusOK, files)
-	})
-	return mux
+		out = append(out, m...)
+	}
+	return out, nil
+}
+
+// datasources reads provisioning/datasources/*.yaml as Grafana does at start
+// (the stand-in rereads them per request).
+func (g *grafana) datasources() ([]provisionedDatasource, error) {
+	files, err := g.yamlFiles("datasources")
+	if err != nil {
+		return nil, err
+	}
+	var out []provisionedDatasource
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var doc struct {
+			Datasources []provisionedDatasource `yaml:"datasources"`
+		}
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		out = append(out, doc.Datasources...)
+	}
+	return out, nil
+}
+
+// provisionedBoard is a dashboard file a file provider points at.
+type provisionedBoard struct {
+	UID, Title, file string
+	raw              map[string]any
+}
+
+func (b provisionedBoard) slug() string {
+	return strings.Trim(strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, b.Title), "-")
+}
+
+// dashboards reads the file providers of provisioning/dashboards/*.yaml and
+// the dashboard JSON files under their options.path.
+func (g *grafana) dashboards() ([]provisionedBoard, error) {
+	files, err := g.yamlFiles("dashboards")
+	if err != nil {
+		return nil, err
+	}
+	var out []provisionedBoard
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var doc struct {
+			Providers []struct {
+				Type    string `yaml:"type"`
+				Options struct {
+					Path string `yaml:"path"`
+				} `yaml:"options"`
+			} `yaml:"providers"`
+		}
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		for _, p := range doc.Providers {
+			if p.Type != "file" || p.Options.Path == "" {
+				continue
+			}
+			err := filepath.WalkDir(p.Options.Path, func(path string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
+					return err
+				}
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				var raw map[string]any
+				if err := json.Unmarshal(data, &raw); err != nil {
+					return nil // Grafana logs and skips a broken dashboard file
+				}
+				uid, _ := raw["uid"].(string)
+				title, _ := raw["title"].(string)
+				out = append(out, provisionedBoard{UID: uid, Title: title, file: path, raw: raw})
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 // cadvisorMetrics are a few of cAdvisor's series (names and labels as the
