@@ -3,6 +3,7 @@ package approval
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,9 +18,12 @@ import (
 // "yes" approves; a destructive checkpoint also needs its risks acknowledged by
 // typing the checkpoint name (or "yes") to a second question.
 //
-// Reading a line cannot be interrupted: when ctx ends while waiting, Approve
-// returns at once and the pending read finishes in the background, consuming
-// the next line typed.
+// Reading a line cannot be interrupted: when ctx ends while waiting (another
+// channel decided first), Approve says the question is withdrawn and returns
+// at once, and the read stays pending. The next question takes over that
+// same read (there is never more than one), so the next answer goes to the
+// next question. A line already read when a question is shown (typed while
+// none was) is dropped, not taken as its answer.
 type Terminal struct {
 	In         io.Reader
 	Out        io.Writer
@@ -27,8 +31,15 @@ type Terminal struct {
 	Identity   string
 	Now        func() time.Time
 
-	mu  sync.Mutex
-	buf *bufio.Reader
+	mu      sync.Mutex
+	buf     *bufio.Reader
+	pending chan lineRead // the read in flight, if any (guarded by mu)
+}
+
+type lineRead struct {
+	s   string
+	err error
+	at  time.Time
 }
 
 // NewTerminal returns a Terminal on os.Stdin and os.Stderr, approving as CurrentUser.
@@ -57,10 +68,12 @@ func (t *Terminal) Approve(ctx context.Context, r Request) (Decision, error) {
 		now = time.Now
 	}
 	d := Decision{ID: NewID(), RequestID: r.ID, By: t.Identity, Channel: ChannelTerminal, PlanDigest: r.PlanDigest}
+	t.dropStale()
+	asked := time.Now()
 	fmt.Fprintf(t.Out, "\n%s\nOnly 'yes' will be accepted to approve.\nApprove checkpoint %s? Enter a value: ", r.Render(), r.Checkpoint)
-	ans, err := t.readLine(ctx)
+	ans, err := t.readLine(ctx, asked)
 	if err != nil {
-		return Decision{}, fmt.Errorf("terminal approval of checkpoint %s: %w", r.Checkpoint, err)
+		return Decision{}, t.withdrawn(r, err)
 	}
 	if ans != "yes" {
 		d.DecidedAt = now()
@@ -69,10 +82,11 @@ func (t *Terminal) Approve(ctx context.Context, r Request) (Decision, error) {
 		return d, nil
 	}
 	if r.Destructive {
+		asked := time.Now()
 		fmt.Fprintf(t.Out, "To acknowledge the risks, type the checkpoint name (%s) or yes: ", r.Checkpoint)
-		ack, err := t.readLine(ctx)
+		ack, err := t.readLine(ctx, asked)
 		if err != nil {
-			return Decision{}, fmt.Errorf("terminal approval of checkpoint %s: %w", r.Checkpoint, err)
+			return Decision{}, t.withdrawn(r, err)
 		}
 		if ack != r.Checkpoint && ack != "yes" {
 			d.DecidedAt = now()
@@ -88,26 +102,63 @@ func (t *Terminal) Approve(ctx context.Context, r Request) (Decision, error) {
 	return d, nil
 }
 
-func (t *Terminal) readLine(ctx context.Context) (string, error) {
-	type res struct {
-		s   string
-		err error
+// dropStale discards a line the pending read already delivered: it was
+// typed while no question was shown.
+func (t *Terminal) dropStale() {
+	if t.pending == nil {
+		return
 	}
-	ch := make(chan res, 1)
-	go func() {
-		s, err := t.buf.ReadString('\n')
-		if err == io.EOF && s != "" {
-			err = nil
-		}
-		ch <- res{strings.TrimSpace(s), err}
-	}()
 	select {
-	case r := <-ch:
-		if r.err != nil {
-			return "", fmt.Errorf("read answer: %w", r.err)
+	case r := <-t.pending:
+		t.pending = nil
+		if r.err == nil {
+			fmt.Fprintf(t.Out, "(ignored %q, typed while no question was shown)\n", r.s)
+		} else {
+			t.pending = make(chan lineRead, 1) // keep the error for the next read
+			t.pending <- r
 		}
-		return r.s, nil
-	case <-ctx.Done():
-		return "", ctx.Err()
+	default:
+	}
+}
+
+// withdrawn reports a question that got no answer; when ctx ended (another
+// channel decided) the person is told not to answer it.
+func (t *Terminal) withdrawn(r Request, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintf(t.Out, "\n(question about checkpoint %s withdrawn: %v)\n", r.Checkpoint, err)
+	}
+	return fmt.Errorf("terminal approval of checkpoint %s: %w", r.Checkpoint, err)
+}
+
+// readLine returns the first line typed after asked. It starts a read only
+// when none is in flight; lines that arrived before asked (typed while no
+// question was shown) are dropped. Callers hold t.mu.
+func (t *Terminal) readLine(ctx context.Context, asked time.Time) (string, error) {
+	for {
+		if t.pending == nil {
+			ch, buf := make(chan lineRead, 1), t.buf
+			t.pending = ch
+			go func() {
+				s, err := buf.ReadString('\n')
+				if err == io.EOF && s != "" {
+					err = nil
+				}
+				ch <- lineRead{strings.TrimSpace(s), err, time.Now()}
+			}()
+		}
+		select {
+		case r := <-t.pending:
+			t.pending = nil
+			if r.err != nil {
+				return "", fmt.Errorf("read answer: %w", r.err)
+			}
+			if r.at.Before(asked) {
+				fmt.Fprintf(t.Out, "(ignored %q, typed before this question)\n", r.s)
+				continue
+			}
+			return r.s, nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
 	}
 }

@@ -95,7 +95,7 @@ func (d *Deployer) imageVersions(ctx context.Context, n Node, image, id string) 
 	if err != nil {
 		return "", err
 	}
-	out, code, err := e.RunOnce(ctx, id, []string{"sh", "-c", "ray --version; python --version 2>&1 || python3 --version 2>&1"})
+	out, code, err := e.RunOnce(ctx, d.cluster.Name, id, []string{"sh", "-c", "ray --version; python --version 2>&1 || python3 --version 2>&1"})
 	if err != nil {
 		return "", nodeErr(n, "version check", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/raydeploy/sdk/internal/fence"
 )
 
 // DialFunc opens a connection to the Engine's API socket. The address it is
@@ -144,6 +145,9 @@ func (e *Engine) List(ctx context.Context, f ListFilter) ([]Container, error) {
 // Remove force-removes a container (stopping it first) with its anonymous
 // volumes. A container that is already gone is not an error.
 func (e *Engine) Remove(ctx context.Context, id string) error {
+	if err := fence.Check(ctx); err != nil {
+		return err
+	}
 	err := e.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !client.IsErrNotFound(err) {
 		return fmt.Errorf("remove container %s on %s: %w", id, e.node, err)
@@ -159,6 +163,9 @@ type ExecResult struct {
 
 // Exec runs cmd in a running container and waits for it.
 func (e *Engine) Exec(ctx context.Context, containerID string, cmd []string) (ExecResult, error) {
+	if err := fence.Check(ctx); err != nil {
+		return ExecResult{}, err
+	}
 	created, err := e.cli.ContainerExecCreate(ctx, containerID, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		return ExecResult{}, fmt.Errorf("exec in %s on %s: %w", containerID, e.node, err)
@@ -193,10 +200,27 @@ func (e *Engine) Logs(ctx context.Context, id string, tail int) (string, error) 
 
 // RunOnce runs cmd in a new container of image (no network, removed
 // afterwards) and returns its combined output and exit code. Version checks
-// use it to ask an image what it contains before anything starts.
-func (e *Engine) RunOnce(ctx context.Context, image string, cmd []string) (string, int, error) {
+// use it to ask an image what it contains before anything starts. The
+// container carries the cluster's label and the role "probe"; probes of the
+// cluster left behind by a run that was killed are removed first.
+func (e *Engine) RunOnce(ctx context.Context, cluster, image string, cmd []string) (string, int, error) {
+	if err := fence.Check(ctx); err != nil {
+		return "", 0, err
+	}
+	if cluster == "" {
+		return "", 0, fmt.Errorf("run %v in %s on %s: no cluster name for the probe's label", cmd, image, e.node)
+	}
+	left, err := e.List(ctx, ListFilter{Labels: []string{LabelCluster + "=" + cluster, LabelRole + "=probe"}})
+	if err != nil {
+		return "", 0, err
+	}
+	for _, c := range left {
+		if err := e.Remove(ctx, c.ID); err != nil {
+			return "", 0, err
+		}
+	}
 	created, err := e.cli.ContainerCreate(ctx,
-		&container.Config{Image: image, Cmd: cmd, Entrypoint: []string{}, Labels: map[string]string{LabelRole: "probe"}},
+		&container.Config{Image: image, Cmd: cmd, Entrypoint: []string{}, Labels: map[string]string{LabelCluster: cluster, LabelRole: "probe"}},
 		&container.HostConfig{NetworkMode: "none"}, nil, nil, "")
 	if err != nil {
 		return "", 0, fmt.Errorf("run %v in %s on %s: %w", cmd, image, e.node, err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+	"github.com/raydeploy/sdk/internal/fence"
 )
 
 // ImageID returns the ID (sha256 of the image config) of ref on the Engine,
@@ -30,6 +31,9 @@ func (e *Engine) ImageID(ctx context.Context, ref string) (string, error) {
 // Pull pulls ref from its registry, reporting progress lines to progress
 // (which may be nil).
 func (e *Engine) Pull(ctx context.Context, ref string, progress func(status string)) error {
+	if err := fence.Check(ctx); err != nil {
+		return err
+	}
 	rc, err := e.cli.ImagePull(ctx, ref, image.PullOptions{})
 	if err != nil {
 		return fmt.Errorf("pull %s on %s: %w", ref, e.node, err)
@@ -49,6 +53,9 @@ func (e *Engine) Save(ctx context.Context, refs ...string) (io.ReadCloser, error
 
 // Load loads a docker save stream into the Engine.
 func (e *Engine) Load(ctx context.Context, r io.Reader) error {
+	if err := fence.Check(ctx); err != nil {
+		return err
+	}
 	resp, err := e.cli.ImageLoad(ctx, r, client.ImageLoadWithQuiet(true))
 	if err != nil {
 		return fmt.Errorf("load image on %s: %w", e.node, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
+	"github.com/raydeploy/sdk/internal/fence"
 )
 
 // Labels that mark what the SDK owns (DESIGN.md, "Containers we own").
@@ -111,6 +112,9 @@ type EnsureResult struct {
 // start; same spec digest and same image -> leave it (start it if stopped);
 // anything else -> replace it. The image must be present on the Engine.
 func (e *Engine) Ensure(ctx context.Context, spec ContainerSpec) (EnsureResult, error) {
+	if err := fence.Check(ctx); err != nil {
+		return EnsureResult{}, err
+	}
 	if spec.Name == "" || spec.Image == "" {
 		return EnsureResult{}, fmt.Errorf("ensure on %s: spec needs a name and an image", e.node)
 	}

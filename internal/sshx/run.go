@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raydeploy/sdk/internal/fence"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -216,6 +217,9 @@ func (c *Conn) killGroup(ctx context.Context, pid int64) {
 // its process group, then the channel is closed) and returns ctx.Err()
 // wrapped. Output is collected unless streamed with WithStdout/WithStderr.
 func (c *Conn) Run(ctx context.Context, cmd string, opts ...RunOption) (Result, error) {
+	if err := fence.Check(ctx); err != nil {
+		return Result{}, err
+	}
 	var o runOptions
 	for _, opt := range opts {
 		opt(&o)

@@ -11,6 +11,8 @@ import (
 	"path"
 	"regexp"
 	"time"
+
+	"github.com/raydeploy/sdk/internal/fence"
 )
 
 var ownerPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*(:[A-Za-z0-9_][A-Za-z0-9._-]*)?$`)
@@ -34,6 +36,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // new file, never a partial one. A non-root login uses sudo when owner is
 // set or WithSudo is given.
 func (c *Conn) Upload(ctx context.Context, r io.Reader, dst string, mode os.FileMode, owner string, opts ...RunOption) error {
+	if err := fence.Check(ctx); err != nil {
+		return err
+	}
 	if !path.IsAbs(dst) {
 		return fmt.Errorf("sshx: upload to %s: destination %q must be an absolute path", c.addr, dst)
 	}
