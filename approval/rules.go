@@ -1,6 +1,7 @@
 package approval
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -42,4 +43,49 @@ func binding(r Request, d Decision, now time.Time) error {
 		return fail(ErrExpired, "expired at "+d.ExpiresAt.Format(time.RFC3339))
 	}
 	return nil
+}
+
+// ChannelFunc is the channel of decisions from an approver that set none
+// (an embedder's ApproverFunc).
+const ChannelFunc Channel = "func"
+
+// Complete fills in what a decision takes from the request it answers, so
+// that an approver need only decide: Approved, a Reason and, for a
+// destructive checkpoint, RisksAcknowledged. Empty fields get: ID a new ID,
+// RequestID and PlanDigest the request's (the decision covers the plan the
+// approver was shown), DecidedAt now, By CurrentUser() and Channel
+// ChannelFunc. Fields the approver set are kept, so a decision for another
+// plan digest still fails Check.
+func Complete(r Request, d Decision, now time.Time) Decision {
+	if d.ID == "" {
+		d.ID = NewID()
+	}
+	if d.RequestID == "" {
+		d.RequestID = r.ID
+	}
+	if d.PlanDigest == "" {
+		d.PlanDigest = r.PlanDigest
+	}
+	if d.DecidedAt.IsZero() {
+		d.DecidedAt = now
+	}
+	if d.By == "" {
+		d.By = CurrentUser()
+	}
+	if d.Channel == "" {
+		d.Channel = ChannelFunc
+	}
+	return d
+}
+
+// Completed returns an Approver whose decisions (when a returns no error) are
+// completed with Complete.
+func Completed(a Approver) Approver {
+	return ApproverFunc(func(ctx context.Context, r Request) (Decision, error) {
+		d, err := a.Approve(ctx, r)
+		if err != nil {
+			return d, err
+		}
+		return Complete(r, d, time.Now()), nil
+	})
 }

@@ -34,9 +34,13 @@ type Options struct {
 	StateDir string
 	// Nodes are the cluster's nodes; an empty plan records them as skipped-satisfied.
 	Nodes []string
-	// Approver decides on checkpoints that need approval.
+	// Approver decides on checkpoints that need approval. Its decisions are
+	// completed from the request (approval.Complete: plan digest, request
+	// ID, time, approver) and must pass approval.Check.
 	Approver approval.Approver
-	// Audit, if set, receives the outcome of every approved checkpoint.
+	// Audit, if set, records every approval request, decision (or error) and
+	// the outcome of the checkpoint it was for: the Runner wraps Approver with
+	// approval.Audited itself, so the Approver must not be audited already.
 	Audit *approval.AuditLog
 	// Events receives progress events; see EventSink for the delivery guarantees.
 	Events EventSink
@@ -92,6 +96,12 @@ func Open(ctx context.Context, list *List, opts Options) (*Runner, error) {
 	}
 	if opts.Lock.Logger == nil {
 		opts.Lock.Logger = opts.Logger
+	}
+	if opts.Approver != nil {
+		opts.Approver = approval.Completed(opts.Approver)
+		if opts.Audit != nil {
+			opts.Approver = approval.Audited(opts.Approver, opts.Audit)
+		}
 	}
 	lock, err := AcquireLock(ctx, opts.StateDir, opts.Lock)
 	if err != nil {

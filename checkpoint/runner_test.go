@@ -466,7 +466,7 @@ func TestRunnerRecordsAuditTrail(t *testing.T) {
 	rec := &recorder{}
 	s := fake(rec, "docker-installation", twoNodes, nil)
 	s.Approval = true
-	r := openRunner(t, t.TempDir(), Options{Audit: log, Approver: approval.Audited(approval.NewAuto("bot", false), log)}, s)
+	r := openRunner(t, t.TempDir(), Options{Audit: log, Approver: approval.NewAuto("bot", false)}, s)
 	if _, err := r.RunAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/fanout"
 	"github.com/raydeploy/sdk/internal/sshx"
@@ -14,7 +15,10 @@ import (
 // dockerInstallation installs and starts Docker Engine where it is missing,
 // from the OS package manager, and lets the login user use it. Nodes that
 // have a running Engine the user may use are not in the plan.
-type dockerInstallation struct{ d *Deployer }
+type dockerInstallation struct {
+	d       *Deployer
+	planned typedPlan[[]checkpoint.PlanItem]
+}
 
 func (c *dockerInstallation) Name() string { return CheckpointDocker }
 func (c *dockerInstallation) Description() string {
@@ -41,26 +45,34 @@ const (
 func (c *dockerInstallation) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	d := c.d
 	p := checkpoint.Plan{Checkpoint: c.Name()}
-	facts, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: "facts"}, d.nodeFacts)
-	if err != nil {
-		return p, err
-	}
-	for _, n := range d.cluster.Nodes() {
-		f := facts[n.ID()]
+	items, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, func(ctx context.Context, n Node) ([]checkpoint.PlanItem, error) {
+		f, err := d.nodeFacts(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		var items []checkpoint.PlanItem
 		if !f.Docker {
 			if !f.debianLike() {
-				return p, &checkpoint.NodeError{Node: n.ID(), Op: c.Name(), Err: fmt.Errorf("docker is missing and %s has no apt: install Docker Engine by hand", f.OS)}
+				return nil, fmt.Errorf("docker is missing and %s has no apt: install Docker Engine by hand", f.OS)
 			}
-			p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: actionInstallDocker, Detail: "apt-get install docker.io"})
+			items = append(items, checkpoint.PlanItem{Node: n.ID(), Action: actionInstallDocker, Detail: "apt-get install docker.io",
+				Target: &approval.Target{Kind: approval.TargetPackage, Name: "docker.io"}})
 		}
 		if !f.DockerRunning {
-			p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: actionStartDocker, Detail: "start and enable the Docker Engine"})
+			items = append(items, checkpoint.PlanItem{Node: n.ID(), Action: actionStartDocker, Detail: "start and enable the Docker Engine",
+				Target: &approval.Target{Kind: approval.TargetService, Name: "docker"}})
 		}
 		if !f.Root && !f.DockerAccess {
-			p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: actionDockerGroup, Detail: "add user " + f.User + " to group docker"})
+			items = append(items, checkpoint.PlanItem{Node: n.ID(), Action: actionDockerGroup, Detail: "add user " + f.User + " to group docker",
+				Target: &approval.Target{Kind: approval.TargetGroup, Name: "docker"}})
 		}
+		return items, nil
+	})
+	for _, n := range d.cluster.Nodes() {
+		p.Items = append(p.Items, items[n.ID()]...)
 	}
-	return p, nil
+	c.planned.keep(p, items)
+	return p, err // on failure, the nodes planned so far are in p
 }
 
 const installDockerScript = `set -e
@@ -77,25 +89,29 @@ fi`
 
 func (c *dockerInstallation) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoint.NodeResult, error) {
 	d := c.d
+	planned, err := c.planned.take(p)
+	if err != nil {
+		return nil, err
+	}
 	nodes := d.nodesIn(p)
-	err := d.fanout(ctx, nodes, c.Name(), func(ctx context.Context, n Node) error {
+	err = d.fanout(ctx, nodes, c.Name(), func(ctx context.Context, n Node) error {
 		conn, err := d.conn.ssh(ctx, n)
 		if err != nil {
 			return err
 		}
 		regrouped := false
-		for _, it := range itemsFor(p, n.ID()) {
+		for _, it := range planned[n.ID()] {
 			var script string
-			switch it.Action {
-			case actionInstallDocker:
+			switch it.Target.Kind {
+			case approval.TargetPackage:
 				script = installDockerScript
-			case actionStartDocker:
+			case approval.TargetService:
 				script = startDockerScript
-			case actionDockerGroup:
-				script = "usermod -aG docker " + sshx.Quote(n.User)
+			case approval.TargetGroup:
+				script = "usermod -aG " + sshx.Quote(it.Target.Name) + " " + sshx.Quote(n.User)
 				regrouped = true
 			default:
-				return fmt.Errorf("unknown plan action %q", it.Action)
+				return fmt.Errorf("plan item %s: unknown target kind %q", it.Action, it.Target.Kind)
 			}
 			if _, err := conn.Sudo(ctx, script); err != nil {
 				return fmt.Errorf("%s: %w", it.Detail, err)

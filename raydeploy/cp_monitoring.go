@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/dockerx"
 	"github.com/raydeploy/sdk/internal/fanout"
@@ -26,7 +27,10 @@ import (
 // Prometheus' configuration and Grafana's provisioning generated from the
 // cluster. A changed configuration is uploaded and Prometheus reloads it in
 // place (same container, same data).
-type monitoringDeployment struct{ d *Deployer }
+type monitoringDeployment struct {
+	d       *Deployer
+	planned typedPlan[nodeMonitoring]
+}
 
 func (c *monitoringDeployment) Name() string { return CheckpointMonitoring }
 func (c *monitoringDeployment) Description() string {
@@ -58,8 +62,8 @@ func newMonitoringDeployment(d *Deployer) (*monitoringDeployment, error) {
 
 // monService is one service of the stack on one node.
 type monService struct {
-	svc  service.Spec
-	spec dockerx.ContainerSpec
+	svc service.Spec
+	containerPlan
 }
 
 // nodeMonitoring is what the plan learned about the stack on one node.
@@ -68,7 +72,11 @@ type nodeMonitoring struct {
 	images   []string          // missing images
 	dirs     []monitoring.Dir  // missing, or with another owner or mode (UID -1: only existence matters)
 	files    []monitoring.File // absent or different
-	items    []checkpoint.PlanItem
+	// fileWas is the SHA-256 each of files had when planned ("" absent):
+	// Run refuses the node if one changed since. Kept here, not in the
+	// items' targets, so that a secret file's digest is never shown.
+	fileWas []string
+	items   []checkpoint.PlanItem
 }
 
 func (c *monitoringDeployment) Plan(ctx context.Context) (checkpoint.Plan, error) {
@@ -78,10 +86,8 @@ func (c *monitoringDeployment) Plan(ctx context.Context) (checkpoint.Plan, error
 	for _, n := range d.cluster.Nodes() {
 		p.Items = append(p.Items, states[n.ID()].items...)
 	}
-	if err != nil {
-		return p, err // the nodes planned so far are in p
-	}
-	return p, nil
+	c.planned.keep(p, states)
+	return p, err // on failure, the nodes planned so far are in p
 }
 
 // planMonitoringNode compares the node's monitoring containers, images,
@@ -91,8 +97,8 @@ func (d *Deployer) planMonitoringNode(ctx context.Context, n Node) (nodeMonitori
 	cluster := d.cluster.Name
 	targets := d.monitoringTargets()
 	var out nodeMonitoring
-	item := func(action, detail string) {
-		out.items = append(out.items, checkpoint.PlanItem{Node: n.ID(), Action: action, Detail: detail})
+	item := func(action, detail string, t *approval.Target) {
+		out.items = append(out.items, checkpoint.PlanItem{Node: n.ID(), Action: action, Detail: detail, Target: t})
 	}
 	role := "worker"
 	if n.Role == RoleHead {
@@ -110,23 +116,23 @@ func (d *Deployer) planMonitoringNode(ctx context.Context, n Node) (nodeMonitori
 			continue
 		}
 		spec := dockerx.FromService(svc, cluster)
-		out.services = append(out.services, monService{svc: svc, spec: spec})
 		for _, m := range svc.Mounts {
 			if m.Type == "bind" && !slices.Contains(binds, m.Source) {
 				binds = append(binds, m.Source)
 			}
 		}
-		imageMissing, cItem, err := containerPlan(ctx, e, n, svc.Name, spec)
+		cp, err := d.planContainer(ctx, e, n, svc.Name, spec)
 		if err != nil {
 			return out, err
 		}
-		if imageMissing && !slices.Contains(out.images, spec.Image) {
+		if cp.image != nil && !slices.Contains(out.images, spec.Image) {
 			out.images = append(out.images, spec.Image)
-			item(actionImage, d.imageVerb()+" "+spec.Image)
+			out.items = append(out.items, *cp.image)
 		}
-		if cItem.Action != "" {
-			out.items = append(out.items, cItem)
+		if cp.item != nil {
+			out.items = append(out.items, *cp.item)
 		}
+		out.services = append(out.services, monService{svc: svc, containerPlan: cp})
 	}
 
 	// Directories: the head's data dirs, and every bind-mount source (Docker
@@ -169,11 +175,15 @@ func (d *Deployer) planMonitoringNode(ctx context.Context, n Node) (nodeMonitori
 	}
 	for i, dir := range dirs {
 		got := state["D"+strconv.Itoa(i)]
+		t := &approval.Target{Kind: approval.TargetDirectory, Path: dir.Path}
+		if dir.UID >= 0 {
+			t.UID, t.Mode = new(dir.UID), uint32(dir.Mode)
+		}
 		switch {
 		case got == nil:
-			item(actionDir, "create directory "+dir.Path)
+			item(actionDir, "create directory "+dir.Path, t)
 		case dir.UID >= 0 && (got[0] != strconv.Itoa(dir.UID) || got[1] != strconv.FormatUint(uint64(dir.Mode), 8)):
-			item(actionDir, fmt.Sprintf("set %s to owner %d, mode %04o", dir.Path, dir.UID, dir.Mode))
+			item(actionDir, fmt.Sprintf("set %s to owner %d, mode %04o", dir.Path, dir.UID, dir.Mode), t)
 		default:
 			continue
 		}
@@ -181,33 +191,44 @@ func (d *Deployer) planMonitoringNode(ctx context.Context, n Node) (nodeMonitori
 	}
 	for i, f := range files {
 		got := state["F"+strconv.Itoa(i)]
+		want := monitoring.ConfigDigest(f.Data)
+		t := &approval.Target{Kind: approval.TargetFile, Path: f.Path, UID: new(f.UID), Mode: uint32(f.Mode)}
+		was := ""
+		if got != nil {
+			was = got[0]
+		}
+		if !f.Secret { // a secret's digest is not shown (Run still checks it)
+			t.SHA256, t.Want = was, want
+		}
 		switch {
 		case got == nil:
-			item(actionFile, "write "+f.Path+secretNote(f))
-		case got[0] != monitoring.ConfigDigest(f.Data):
+			item(actionFile, "write "+f.Path+secretNote(f), t)
+		case got[0] != want:
 			detail := "update " + f.Path + secretNote(f)
 			if path.Base(f.Path) == monitoring.PrometheusConfigFile {
 				detail += " and reload Prometheus"
 			}
-			item(actionFile, detail)
+			item(actionFile, detail, t)
 		case got[1] != strconv.Itoa(f.UID) || got[2] != strconv.FormatUint(uint64(f.Mode), 8):
-			item(actionFile, fmt.Sprintf("set %s to owner %d, mode %04o", f.Path, f.UID, f.Mode))
+			item(actionFile, fmt.Sprintf("set %s to owner %d, mode %04o", f.Path, f.UID, f.Mode), t)
 		default:
 			continue
 		}
 		out.files = append(out.files, f)
+		out.fileWas = append(out.fileWas, was)
 	}
 	return out, nil
 }
 
 func (c *monitoringDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoint.NodeResult, error) {
 	d := c.d
+	states, err := c.planned.take(p)
+	if err != nil {
+		return nil, err
+	}
 	nodes := d.nodesIn(p)
 	failed := map[string]error{}
 	fail := func(err error) { markFailed(failed, err) }
-	// The state now (the plan may be older).
-	states, err := fanout.Map(ctx, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.planMonitoringNode)
-	fail(err)
 
 	// 1. Images, each side-loaded or pulled onto the nodes that lack it.
 	byImage := map[string][]Node{}
@@ -257,6 +278,13 @@ func errIsNodeErrorList(err error) bool {
 // and returns its summary.
 func (d *Deployer) runMonitoringNode(ctx context.Context, n Node, st nodeMonitoring) (string, error) {
 	s := d.stack()
+	e, err := d.conn.docker(ctx, n)
+	if err != nil {
+		return "", err
+	}
+	if err := d.monitoringStale(ctx, n, e, st); err != nil {
+		return "", err
+	}
 	var done []string
 	if len(st.dirs) > 0 {
 		var b strings.Builder
@@ -293,13 +321,9 @@ func (d *Deployer) runMonitoringNode(ctx context.Context, n Node, st nodeMonitor
 		done = append(done, fmt.Sprintf("%d files", len(st.files)))
 	}
 
-	e, err := d.conn.docker(ctx, n)
-	if err != nil {
-		return "", err
-	}
 	var healthy []string
 	for _, ms := range st.services {
-		res, err := e.Ensure(ctx, ms.spec)
+		res, err := d.ensurePlanned(ctx, e, n, ms.containerPlan)
 		if err != nil {
 			return "", err
 		}
@@ -338,4 +362,40 @@ func (d *Deployer) runMonitoringNode(ctx context.Context, n Node, st nodeMonitor
 		summary += " (" + strings.Join(done, ", ") + ")"
 	}
 	return summary, nil
+}
+
+// monitoringStale returns a *checkpoint.StaleError when a container or file
+// of the node's plan changed since planning; nothing is touched then.
+func (d *Deployer) monitoringStale(ctx context.Context, n Node, e *dockerx.Engine, st nodeMonitoring) error {
+	for _, ms := range st.services {
+		changed, err := containerChanged(ctx, e, ms.found)
+		if err != nil {
+			return err
+		}
+		if changed != "" {
+			it := checkpoint.PlanItem{Node: n.ID(), Action: "ensure", Detail: ms.spec.Name, Target: ms.found}
+			if ms.item != nil {
+				it = *ms.item
+			}
+			return &checkpoint.StaleError{Node: n.ID(), Item: it, Changed: changed}
+		}
+	}
+	if len(st.files) == 0 {
+		return nil
+	}
+	now, err := d.pathState(ctx, n, nil, st.files)
+	if err != nil {
+		return err
+	}
+	for i, f := range st.files {
+		got := ""
+		if v := now["F"+strconv.Itoa(i)]; v != nil {
+			got = v[0]
+		}
+		if got != st.fileWas[i] {
+			it := checkpoint.PlanItem{Node: n.ID(), Action: actionFile, Detail: f.Path, Target: &approval.Target{Kind: approval.TargetFile, Path: f.Path}}
+			return &checkpoint.StaleError{Node: n.ID(), Item: it, Changed: f.Path + " changed on the node since planning"}
+		}
+	}
+	return nil
 }

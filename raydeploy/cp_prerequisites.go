@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
 )
 
@@ -27,7 +28,7 @@ func (c *prerequisitesCheck) Destructive() bool   { return false }
 func (c *prerequisitesCheck) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	p := checkpoint.Plan{Checkpoint: c.Name()}
 	for _, n := range c.d.cluster.Nodes() {
-		p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: "check", Detail: "read-only checks"})
+		p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: "check", Detail: "read-only checks", Target: &approval.Target{Kind: approval.TargetNode, Name: n.ID()}})
 	}
 	return p, nil
 }

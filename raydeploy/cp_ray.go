@@ -15,7 +15,10 @@ import (
 // side-loaded from the controller), Ray and Python versions equal everywhere,
 // the head up with its dashboard answering, the workers joined, and the
 // dashboard reporting every node ALIVE with the expected CPUs.
-type rayDeployment struct{ d *Deployer }
+type rayDeployment struct {
+	d       *Deployer
+	planned typedPlan[containerPlan] // by node: Ray's container and image
+}
 
 func (c *rayDeployment) Name() string { return CheckpointRay }
 func (c *rayDeployment) Description() string {
@@ -33,77 +36,69 @@ const (
 	actionRejoin  = "rejoin"
 )
 
-// nodeRay is what the plan learned about Ray on one node.
-type nodeRay struct {
-	spec  dockerx.ContainerSpec
-	items []checkpoint.PlanItem
-}
-
 func (c *rayDeployment) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	d := c.d
 	p := checkpoint.Plan{Checkpoint: c.Name()}
 	states, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.planRayNode)
 	for _, n := range d.cluster.Nodes() {
-		p.Items = append(p.Items, states[n.ID()].items...)
+		p.Items = append(p.Items, states[n.ID()].items()...)
 	}
-	if err != nil {
-		return p, err // the nodes planned so far are in p
+	if err == nil && len(p.Items) == 0 {
+		// Every container is as wanted: ask Ray whether every node is in.
+		rejoin := func(n Node, detail string) {
+			cp := states[n.ID()]
+			cp.item = &checkpoint.PlanItem{Node: n.ID(), Action: actionRejoin, Detail: detail, Target: cp.found}
+			states[n.ID()] = cp
+			p.Items = append(p.Items, *cp.item)
+		}
+		missing, err := d.nodesNotAlive(ctx, d.cluster.Nodes())
+		if err != nil {
+			rejoin(d.cluster.Nodes()[0], "restart ray-head: the dashboard does not answer ("+err.Error()+")")
+		}
+		for _, n := range missing {
+			rejoin(n, "restart Ray: the dashboard does not report this node ALIVE with its CPUs")
+		}
 	}
-	if len(p.Items) > 0 {
-		return p, nil
-	}
-	// Every container is as wanted: ask Ray whether every node is in.
-	missing, err := d.nodesNotAlive(ctx, d.cluster.Nodes())
-	if err != nil {
-		head := d.cluster.Nodes()[0]
-		p.Items = append(p.Items, checkpoint.PlanItem{Node: head.ID(), Action: actionRejoin, Detail: "restart ray-head: the dashboard does not answer (" + err.Error() + ")"})
-		return p, nil
-	}
-	for _, n := range missing {
-		p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: actionRejoin, Detail: "restart Ray: the dashboard does not report this node ALIVE with its CPUs"})
-	}
-	return p, nil
+	c.planned.keep(p, states)
+	return p, err // on failure, the nodes planned so far are in p
 }
 
 // planRayNode compares the node's Ray container and image with the wanted ones.
-func (d *Deployer) planRayNode(ctx context.Context, n Node) (nodeRay, error) {
+func (d *Deployer) planRayNode(ctx context.Context, n Node) (containerPlan, error) {
 	f, err := d.nodeFacts(ctx, n)
 	if err != nil {
-		return nodeRay{}, err
+		return containerPlan{}, err
 	}
 	svc, err := d.cluster.RayService(n, f)
 	if err != nil {
-		return nodeRay{}, err
+		return containerPlan{}, err
 	}
-	spec := dockerx.FromService(svc, d.cluster.Name)
-	out := nodeRay{spec: spec}
 	e, err := d.conn.docker(ctx, n)
 	if err != nil {
-		return out, err
+		return containerPlan{}, err
 	}
-	imageMissing, item, err := containerPlan(ctx, e, n, svc.Name, spec)
-	if err != nil {
-		return out, err
-	}
-	if imageMissing {
-		out.items = append(out.items, checkpoint.PlanItem{Node: n.ID(), Action: actionImage, Detail: d.imageVerb() + " " + spec.Image})
-	}
-	if item.Action != "" {
-		out.items = append(out.items, item)
-	}
-	return out, nil
+	return d.planContainer(ctx, e, n, svc.Name, dockerx.FromService(svc, d.cluster.Name))
 }
 
 func (c *rayDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoint.NodeResult, error) {
 	d := c.d
-	nodes := d.nodesIn(p)
+	planned, err := c.planned.take(p)
+	if err != nil {
+		return nil, err
+	}
+	var nodes []Node
+	for _, n := range d.cluster.Nodes() {
+		if len(planned[n.ID()].items()) > 0 {
+			nodes = append(nodes, n)
+		}
+	}
 	failed := map[string]error{}
 	fail := func(err error) { markFailed(failed, err) }
 
 	// 1. Images on every node that lacks them.
 	var needImage []Node
 	for _, n := range nodes {
-		if slices.ContainsFunc(itemsFor(p, n.ID()), func(it checkpoint.PlanItem) bool { return it.Action == actionImage }) {
+		if planned[n.ID()].image != nil {
 			needImage = append(needImage, n)
 		}
 	}
@@ -127,20 +122,11 @@ func (c *rayDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoin
 		if _, err := d.conn.run(ctx, n, "mkdir -p "+rayTempDir, sshx.WithSudo()); err != nil {
 			return fmt.Errorf("create %s: %w", rayTempDir, err)
 		}
-		plan, err := d.planRayNode(ctx, n)
-		if err != nil {
-			return err
-		}
 		e, err := d.conn.docker(ctx, n)
 		if err != nil {
 			return err
 		}
-		if slices.ContainsFunc(itemsFor(p, n.ID()), func(it checkpoint.PlanItem) bool { return it.Action == actionRejoin }) {
-			if err := e.Remove(ctx, plan.spec.Name); err != nil {
-				return err
-			}
-		}
-		res, err := e.Ensure(ctx, plan.spec)
+		res, err := d.ensurePlanned(ctx, e, n, planned[n.ID()])
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/fanout"
 	"github.com/raydeploy/sdk/internal/raydash"
@@ -292,7 +293,7 @@ func (c *finalValidation) Destructive() bool   { return false }
 func (c *finalValidation) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	p := checkpoint.Plan{Checkpoint: c.Name()}
 	for _, n := range c.d.cluster.Nodes() {
-		p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: "validate", Detail: "read-only checks and one Ray job"})
+		p.Items = append(p.Items, checkpoint.PlanItem{Node: n.ID(), Action: "validate", Detail: "read-only checks and one Ray job", Target: &approval.Target{Kind: approval.TargetNode, Name: n.ID()}})
 	}
 	return p, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -43,7 +44,13 @@ const (
 
 // Options configure a Deployer.
 type Options struct {
-	// Approver decides on checkpoints that need approval. Nil refuses them.
+	// Approver decides on checkpoints that need approval; nil refuses them.
+	// It gets the whole approval.Request (checkpoint, plan items with their
+	// targets, digest, risks) and returns a Decision: the Deployer fills in
+	// the rest (approval.Complete: plan digest, request ID, time, approver)
+	// and records the request, the decision and the checkpoint's outcome in
+	// the audit log (AuditFile in the state directory). Do not wrap it with
+	// approval.Audited yourself.
 	Approver approval.Approver
 	// Events receives progress events (checkpoint and node transitions).
 	Events checkpoint.EventSink
@@ -68,9 +75,6 @@ type Options struct {
 	ImageFile string
 	// ResumeCommand is the command a failure record tells the user to run.
 	ResumeCommand string
-	// Audit, if set, receives the outcome of every approved checkpoint (the
-	// Approver wrapped with approval.Audited records requests and decisions).
-	Audit *approval.AuditLog
 	// Prerequisites are the minimums prerequisites-check enforces.
 	Prerequisites Prerequisites
 	// ReadyTimeout bounds the wait for Ray to report every node ALIVE
@@ -105,6 +109,7 @@ type Deployer struct {
 	opts    Options
 	log     *slog.Logger
 	conn    *connector
+	audit   *approval.AuditLog // nil without an Approver
 
 	mu       sync.Mutex
 	facts    map[string]Facts
@@ -112,8 +117,17 @@ type Deployer struct {
 	list     *checkpoint.List
 }
 
-// New validates the cluster and returns its Deployer. (Cluster.CheckLocal
-// checks the files and variables it names; call it before connecting.)
+// AuditFile is the audit log's file name in the state directory.
+const AuditFile = "audit.log"
+
+// New validates the cluster and returns its Deployer: the one place the
+// SDK's parts are wired together. With an Approver, New creates the state
+// directory (mode 0700) and opens its audit log (a broken hash chain is
+// refused), and every approval request, decision and checkpoint outcome is
+// recorded there; without one nothing can be approved and New creates
+// nothing (List, Plan and Validate need no state). Close releases it all.
+// (Cluster.CheckLocal checks the files and variables it names; call it
+// before connecting.)
 func New(c *Cluster, opts Options) (*Deployer, error) {
 	if c == nil {
 		return nil, errors.New("raydeploy: nil cluster")
@@ -155,8 +169,21 @@ func New(c *Cluster, opts Options) (*Deployer, error) {
 		return nil, err
 	}
 	d.list = list
+	if opts.Approver != nil {
+		if _, err := checkpoint.OpenStore(c.StateDir); err != nil { // creates the state directory, 0700
+			return nil, err
+		}
+		if d.audit, err = approval.OpenAuditLog(filepath.Join(c.StateDir, AuditFile)); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
+
+// Audit is the audit log New opened (nil when Options.Approver is nil).
+// Others that record into it (a REST API's record of requests) share this
+// handle, which keeps the hash chain in order.
+func (d *Deployer) Audit() *approval.AuditLog { return d.audit }
 
 // Cluster is the cluster with defaults applied.
 func (d *Deployer) Cluster() *Cluster { return d.cluster }
@@ -165,8 +192,14 @@ func (d *Deployer) Cluster() *Cluster { return d.cluster }
 // Callers may insert their own (checkpoint.List's methods).
 func (d *Deployer) Checkpoints() *checkpoint.List { return d.list }
 
-// Close releases every node connection.
-func (d *Deployer) Close() error { return d.conn.close() }
+// Close releases every node connection and closes the audit log.
+func (d *Deployer) Close() error {
+	err := d.conn.close()
+	if d.audit != nil {
+		err = errors.Join(err, d.audit.Close())
+	}
+	return err
+}
 
 func (d *Deployer) nodeIDs() []string {
 	var ids []string
@@ -182,7 +215,7 @@ func (d *Deployer) runner(ctx context.Context, list *checkpoint.List) (*checkpoi
 		Nodes:         d.nodeIDs(),
 		Approver:      d.opts.Approver,
 		Events:        d.events(),
-		Audit:         d.opts.Audit,
+		Audit:         d.audit,
 		Logger:        d.log,
 		ResumeCommand: d.opts.ResumeCommand,
 	})
@@ -354,15 +387,4 @@ func (d *Deployer) dashboardClient() (*raydash.Client, error) {
 		Token:      tok,
 		HTTPClient: d.conn.httpClient(head, 15*time.Second),
 	})
-}
-
-// itemsFor returns the plan's items for one node.
-func itemsFor(p checkpoint.Plan, node string) []checkpoint.PlanItem {
-	var out []checkpoint.PlanItem
-	for _, it := range p.Items {
-		if it.Node == node {
-			out = append(out, it)
-		}
-	}
-	return out
 }

@@ -23,14 +23,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/monitoring"
 	"github.com/raydeploy/sdk/raydeploy"
 	"github.com/raydeploy/sdk/raydeploy/api"
@@ -45,10 +43,10 @@ func main() {
 
 type options struct {
 	config, listen, tokens, tlsCert, tlsKey, clientCA, stateDir string
-	insecure, selfApproval, verbose                              bool
-	approvalTimeout                                              time.Duration
-	cors                                                         multi
-	webhook, webhookSecretFile                                   string
+	insecure, selfApproval, verbose                             bool
+	approvalTimeout                                             time.Duration
+	cors                                                        multi
+	webhook, webhookSecretFile                                  string
 }
 
 type multi []string
@@ -151,17 +149,12 @@ func serve(ctx context.Context, o options, log *slog.Logger, stdout io.Writer, r
 	if err != nil {
 		return err
 	}
-	audit, err := approval.OpenAuditLog(filepath.Join(state, "audit.log"))
-	if err != nil {
-		return err
-	}
-	defer audit.Close()
 	reg := prometheus.NewRegistry()
 	metrics, err := monitoring.NewMetrics(reg)
 	if err != nil {
 		return err
 	}
-	cfg := api.Config{Tokens: tokens, Audit: audit, Registry: reg, ApprovalTimeout: o.approvalTimeout,
+	cfg := api.Config{Tokens: tokens, Registry: reg, ApprovalTimeout: o.approvalTimeout,
 		AllowSelfApproval: o.selfApproval, CORSOrigins: o.cors, Logger: log}
 	if o.webhook != "" {
 		secret, err := os.ReadFile(o.webhookSecretFile)
@@ -175,7 +168,7 @@ func serve(ctx context.Context, o options, log *slog.Logger, stdout io.Writer, r
 		return err
 	}
 	defer srv.Close()
-	d, err := raydeploy.New(c, raydeploy.Options{Approver: srv.Approver(), Events: srv.EventSink(), Audit: audit,
+	d, err := raydeploy.New(c, raydeploy.Options{Approver: srv.Approver(), Events: srv.EventSink(), // New opens the audit log; Attach shares it
 		Metrics: metrics, Logger: log, ResumeCommand: "POST /api/v1/executions/{id}/resume"})
 	if err != nil {
 		return err

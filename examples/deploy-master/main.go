@@ -178,27 +178,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ImageFile:     o.imageFile,
 		ResumeCommand: resumeCommand(o),
 	}
-	// New wants the approver, but the audit log is opened (and the state
-	// directory created) only once the flags proved right: appr is set below,
-	// before anything can ask for an approval.
-	var appr approval.Approver
-	acting := !o.list && !o.dryRun // Deploy or Down: approvals and progress
-	if acting {
-		opts.Approver = approval.ApproverFunc(func(ctx context.Context, r approval.Request) (approval.Decision, error) {
-			return appr.Approve(ctx, r)
-		})
-		events := stdout
-		if o.output == "json" {
-			events = stderr // stdout holds the one JSON document
-		}
-		opts.Events = progress(events, effective, waitHint(o, stateDir))
-	}
-
+	// A Deployer without an Approver creates nothing: it checks the
+	// checkpoint names and serves --list-checkpoints and --dry-run.
 	d, err := raydeploy.New(c, opts)
 	if err != nil {
 		return configError(stderr, o.config, err)
 	}
-	defer d.Close()
+	defer func() { d.Close() }()
 	for _, name := range []string{o.only, o.startFrom} {
 		if name == "" {
 			continue
@@ -207,14 +193,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return unknownCheckpoint(stderr, err)
 		}
 	}
-	if acting {
-		a, audit, err := approver(o, stateDir, stderr)
+	if !o.list && !o.dryRun {
+		// Deploy or Down: with the Approver, New creates the state directory
+		// and opens the audit log, where every request, decision and outcome
+		// is recorded.
+		opts.Approver = approver(o, stateDir, stderr)
+		events := stdout
+		if o.output == "json" {
+			events = stderr // stdout holds the one JSON document
+		}
+		opts.Events = progress(events, effective, waitHint(o, stateDir))
+		acting, err := raydeploy.New(c, opts)
 		if err != nil {
 			fmt.Fprintln(stderr, "deploy-master:", err)
 			return exitFailed
 		}
-		defer audit.Close()
-		appr = a
+		d.Close()
+		d = acting
 	}
 	ro := checkpoint.RunOptions{Only: o.only, StartFrom: o.startFrom, Resume: o.resume}
 
@@ -284,32 +279,22 @@ func unknownCheckpoint(stderr io.Writer, err error) int {
 	return exitUsage
 }
 
-// approver builds the --approval / --auto-approve channel, audited to
-// <stateDir>/audit.log.
-func approver(o *options, stateDir string, stderr io.Writer) (approval.Approver, *approval.AuditLog, error) {
-	if _, err := checkpoint.OpenStore(stateDir); err != nil { // creates the state directory (0700)
-		return nil, nil, err
-	}
-	audit, err := approval.OpenAuditLog(filepath.Join(stateDir, "audit.log"))
-	if err != nil {
-		return nil, nil, err
-	}
-	var inner approval.Approver
+// approver builds the --approval / --auto-approve channel (the Deployer
+// records its requests and decisions in <stateDir>/audit.log).
+func approver(o *options, stateDir string, stderr io.Writer) approval.Approver {
 	switch {
 	case o.autoApprove:
 		fmt.Fprintf(stderr, "WARNING: --auto-approve: every checkpoint runs without asking, DESTRUCTIVE ones included "+
-			"(cleanup-existing, --down); decisions are recorded in %s\n", audit.Path())
-		inner = approval.NewAuto(approval.CurrentUser(), true)
+			"(cleanup-existing, --down); decisions are recorded in %s\n", filepath.Join(stateDir, raydeploy.AuditFile))
+		return approval.NewAuto(approval.CurrentUser(), true)
 	case o.approval == approvalAuto:
-		inner = approval.NewAuto(approval.CurrentUser(), false)
+		return approval.NewAuto(approval.CurrentUser(), false)
 	case o.approval == approvalTerminal:
-		inner = approval.NewTerminal()
+		return approval.NewTerminal()
 	case o.approval == approvalFile:
-		inner = approval.NewFile(stateDir)
-	default:
-		inner = approval.FirstOf(approval.NewTerminal(), approval.NewFile(stateDir))
+		return approval.NewFile(stateDir)
 	}
-	return approval.Audited(inner, audit), audit, nil
+	return approval.FirstOf(approval.NewTerminal(), approval.NewFile(stateDir))
 }
 
 // waitHint says how to answer an approval request of checkpoint cp, and the

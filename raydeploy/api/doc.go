@@ -9,11 +9,11 @@
 //
 // # Wiring
 //
-//	srv, _ := api.New(api.Config{Tokens: tokens, Audit: audit})
+//	srv, _ := api.New(api.Config{Tokens: tokens})
 //	d, _ := raydeploy.New(cluster, raydeploy.Options{
-//		Approver: srv.Approver(), Events: srv.EventSink(), Audit: audit,
+//		Approver: srv.Approver(), Events: srv.EventSink(),
 //	})
-//	_ = srv.Attach(d)
+//	_ = srv.Attach(d) // the server records into d.Audit(), the log New opened
 //	http.ListenAndServe("127.0.0.1:8000", srv)
 //
 // Nothing in the library core imports this package.

@@ -196,10 +196,10 @@ func (e *env) start(o envOptions) {
 	}
 	var d api.Deployer
 	if o.deployerAudits {
-		dep := newStepDeployer(t, e.state, approval.Audited(srv.Approver(), audit), srv.EventSink(), audit)
+		dep := newStepDeployer(t, e.state, srv.Approver(), srv.EventSink(), audit) // the runner audits, as raydeploy.New wires it
 		e.dep, d = dep, auditingDeployer{dep}
 	} else {
-		dep := newStepDeployer(t, e.state, srv.Approver(), srv.EventSink(), audit)
+		dep := newStepDeployer(t, e.state, srv.Approver(), srv.EventSink(), nil) // the server audits approvals
 		e.dep, d = dep, dep
 	}
 	e.dep.gate = o.gate

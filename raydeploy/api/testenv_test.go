@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/internal/testenv"
 	"github.com/raydeploy/sdk/raydeploy"
 	"github.com/raydeploy/sdk/raydeploy/api"
@@ -61,24 +60,18 @@ func newClusterEnv(t *testing.T, nodes int) *clusterEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	audit, err := approval.OpenAuditLog(filepath.Join(c.StateDir, "audit.log"))
+	srv, err := api.New(api.Config{Tokens: tokens})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Tokens: tokens, Audit: audit})
+	d, err := raydeploy.New(c, raydeploy.Options{Approver: srv.Approver(), Events: srv.EventSink(), NoMonitoring: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := raydeploy.New(c, raydeploy.Options{Approver: srv.Approver(), Events: srv.EventSink(), Audit: audit, NoMonitoring: true})
-	if err != nil {
+	if err := srv.Attach(d); err != nil { // the server records into the log New opened
 		t.Fatal(err)
 	}
-	if err := srv.Attach(d); err != nil {
-		t.Fatal(err)
-	}
+	audit := d.Audit()
 	e.srv, e.audit = srv, audit
 	e.ts = httptest.NewServer(srv)
 	e.val = newValidator(t)
