@@ -38,7 +38,8 @@ func matrixRequest(method, pattern string) (path string, body any) {
 // role: 401 without a valid token, 403 below the endpoint's role, neither at
 // or above it; the document's x-required-role says the same.
 func TestRoleMatrix(t *testing.T) {
-	e := newEnv(t, envOptions{cfg: func(c *api.Config) { c.FailedAuthBurst = 1000; c.FailedAuthRate = rate.Inf }})
+	// A Deployer that reaches nodes, so the Prometheus proxy has something to proxy.
+	e, _ := newObservingEnv(t, true, func(c *api.Config) { c.FailedAuthBurst = 1000; c.FailedAuthRate = rate.Inf })
 	docRoles := map[string]string{}
 	for path, item := range e.val.doc.Paths.Map() {
 		for method, op := range item.Operations() {

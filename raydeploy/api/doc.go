@@ -67,10 +67,28 @@
 //   - running execution, pending approvals, executions: in memory and in
 //     api/executions/ in the state directory, current to the event.
 //   - system_info of a node: the summary prerequisites-check recorded.
-//     containers lists are empty: the server does not track containers
-//     between runs.
+//   - containers of a node (/api/v1/nodes, /api/v1/nodes/{name}) and the
+//     containers counts of cluster health: the cluster's containers (its
+//     ownership label, running or not) as the Deployer's Containers method
+//     last listed them through its existing Docker-over-SSH connection to
+//     each node. One background goroutine lists them, one node at a time
+//     (15 s bound each): at Attach, after each execution and plan ends, and
+//     every Config.ContainerRefresh (default 1 minute; negative: only after
+//     runs). containers_as_of says when (the counts: the oldest node's
+//     listing); a failed listing keeps the previous list and sets
+//     containers_error. Until every node was listed, the counts are the last
+//     validation report's Ray containers. A Deployer without Containers
+//     leaves the lists empty.
 //
-// POST /api/v1/plans and executions are the only requests that reach nodes.
+// POST /api/v1/plans and executions are the only requests that reach nodes
+// for a run; the container listings above run in the background, and GET
+// /api/v1/monitoring/prometheus is a proxy: each request reads GET /metrics
+// of the cluster's Prometheus on the head (the configured monitoring
+// Prometheus port, default 9090) through the Deployer's SSH connection to
+// the head (its NodeHTTPClient method), 15 s bound; 502
+// PROMETHEUS_UNREACHABLE when that fails or Prometheus does not answer 200,
+// 503 MONITORING_DISABLED when monitoring.enabled is false. /metrics serves
+// this server's own registry.
 //
 // # Executions
 //

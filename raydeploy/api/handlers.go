@@ -30,7 +30,7 @@ func (s *Server) buildRoutes() {
 		{"POST", "/api/v1/approvals/{checkpoint_name}", RoleApprover, true, s.postSeedApproval},
 		{"GET", "/api/v1/nodes", RoleViewer, false, s.listNodes},
 		{"GET", "/api/v1/nodes/{node_name}", RoleViewer, false, s.getNode},
-		{"GET", "/api/v1/monitoring/prometheus", RoleViewer, false, s.getMetrics},
+		{"GET", "/api/v1/monitoring/prometheus", RoleViewer, false, s.prometheusMetrics},
 		{"GET", "/api/v1/monitoring/grafana/dashboards", RoleViewer, false, s.listDashboards},
 		// This server's additions.
 		{"GET", "/api/v1/whoami", RoleViewer, false, s.whoami},
@@ -434,8 +434,9 @@ func (s *Server) start(p Principal, o checkpoint.RunOptions, resumeOf string) (E
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.publish(Event{Type: EventExecution, ExecutionID: ex.ID, Status: ExecStarted, At: ex.StartedAt})
+	out := clone(ex) // before run updates ex
 	go s.run(ctx, d, ex.ID, o)
-	return clone(ex), nil
+	return out, nil
 }
 
 func (s *Server) run(ctx context.Context, d Deployer, id string, o checkpoint.RunOptions) {
@@ -495,6 +496,7 @@ func (s *Server) run(ctx context.Context, d Deployer, id string, o checkpoint.Ru
 		s.mu.Unlock()
 	}
 	cancelCurrent()
+	s.containers().kick()
 	s.publish(Event{Type: EventExecution, ExecutionID: id, Status: ex.Status, Error: ex.Error, At: time.Now().UTC()})
 }
 
@@ -554,6 +556,7 @@ func (s *Server) postPlan(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.mu.Lock()
 		s.current = nil
 		s.mu.Unlock()
+		s.containers().kick()
 	}()
 	sn, err := s.snapshot(ctx)
 	if err != nil {
@@ -774,7 +777,9 @@ func (s *Server) listNodes(w http.ResponseWriter, r *http.Request, _ Principal) 
 	out := []NodeInfo{}
 	for _, n := range sn.nodes {
 		st, asOf := sn.nodeState(n.ID())
-		out = append(out, NodeInfo{Name: n.ID(), IP: n.Address, Role: string(n.Role), Status: st, Containers: []string{}, StatusAsOf: asOf})
+		nc := s.containers().of(n.ID())
+		out = append(out, NodeInfo{Name: n.ID(), IP: n.Address, Role: string(n.Role), Status: st, Containers: nc.names(), StatusAsOf: asOf,
+			ContainersAsOf: tp(nc.asOf), ContainersError: s.clean(nc.err)})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -791,8 +796,10 @@ func (s *Server) getNode(w http.ResponseWriter, r *http.Request, _ Principal) {
 			continue
 		}
 		st, asOf := sn.nodeState(n.ID())
+		nc := s.containers().of(n.ID())
 		nd := NodeDetails{Name: n.ID(), IP: n.Address, Role: string(n.Role), Status: st, SystemInfo: map[string]string{},
-			Containers: []NodeContainer{}, Checkpoints: []NodeCheckpointStatus{}, StatusAsOf: asOf}
+			Containers: nc.details(), Checkpoints: []NodeCheckpointStatus{}, StatusAsOf: asOf,
+			ContainersAsOf: tp(nc.asOf), ContainersError: s.clean(nc.err)}
 		for _, info := range sn.infos {
 			if rec := sn.ledger.Checkpoints[info.Name]; rec != nil {
 				if nr := rec.Nodes[n.ID()]; nr != nil && nr.Status != checkpoint.StatusPending {

@@ -143,6 +143,8 @@ type envOptions struct {
 	// deployerAudits: the Deployer keeps the audit log and records
 	// approvals itself (as raydeploy.New will); Config.Audit stays nil.
 	deployerAudits bool
+	// wrap, when set, turns the stepDeployer into the Deployer attached.
+	wrap func(*stepDeployer) api.Deployer
 }
 
 // auditingDeployer is a stepDeployer that records approvals itself.
@@ -201,6 +203,9 @@ func (e *env) start(o envOptions) {
 		e.dep, d = dep, dep
 	}
 	e.dep.gate = o.gate
+	if o.wrap != nil {
+		d = o.wrap(e.dep)
+	}
 	if err := srv.Attach(d); err != nil {
 		t.Fatal(err)
 	}

@@ -74,6 +74,12 @@ type Config struct {
 	SubscriberBuffer int
 	// Logger receives structured logs (default: discard). Tokens are never logged.
 	Logger *slog.Logger
+	// ContainerRefresh is how often a Deployer that lists containers
+	// (raydeploy.Deployer.Containers) is asked for each node's containers in
+	// the background, besides at Attach and after each execution and plan
+	// (default 1 minute; negative: only then). Status requests read the last
+	// answers and never reach a node.
+	ContainerRefresh time.Duration
 }
 
 // Server is the REST API and web UI of one cluster. Create it with New, give
@@ -104,6 +110,7 @@ type Server struct {
 	infos         []checkpoint.Info // the checkpoints (names, flags), listed once
 	ledgers       ledgerCache
 	closed        bool
+	watch         *containerWatch // nil unless the Deployer lists containers
 }
 
 type running struct {
@@ -210,6 +217,24 @@ func (s *Server) Attach(d Deployer) error {
 	}
 	s.d, s.execs = d, st
 	s.hooks.cluster = d.Cluster().Name
+	if l, ok := d.(containerLister); ok {
+		interval := s.cfg.ContainerRefresh
+		if interval == 0 {
+			interval = defaultContainerRefresh
+		}
+		var nodes []string
+		for _, n := range d.Cluster().Nodes() {
+			nodes = append(nodes, n.ID())
+		}
+		s.watch = newContainerWatch(l, nodes, interval)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.watch.loop(s.ctx, func(node string, err error) {
+				s.log.Warn("listing containers failed", "node", node, "err", err)
+			})
+		}()
+	}
 	return nil
 }
 
@@ -260,6 +285,12 @@ func (s *Server) deployer() (Deployer, *execStore) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.d, s.execs
+}
+
+func (s *Server) containers() *containerWatch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.watch
 }
 
 func (s *Server) currentExec() string {

@@ -59,6 +59,10 @@ type ClusterHealth struct {
 	Endpoints     EndpointCounts  `json:"endpoints"`
 	AsOf          *time.Time      `json:"as_of"`
 	Source        string          `json:"source"`
+	// ContainersAsOf is when the containers counts were taken: the oldest
+	// node's latest listing, or the validation report's time when not every
+	// node was listed yet (null: neither).
+	ContainersAsOf *time.Time `json:"containers_as_of"`
 }
 
 // HealthPart is the Ray part of ClusterHealth.
@@ -73,7 +77,8 @@ type MonitoringPart struct {
 	Services []string `json:"services"`
 }
 
-// ContainerCounts counts the Ray containers validation found.
+// ContainerCounts counts the cluster's containers: those last listed on
+// every node, else the Ray containers the last validation found.
 type ContainerCounts struct {
 	Total   int `json:"total"`
 	Running int `json:"running"`
@@ -114,6 +119,11 @@ type NodeInfo struct {
 	Status     string     `json:"status"`
 	Containers []string   `json:"containers"`
 	StatusAsOf *time.Time `json:"status_as_of"`
+	// ContainersAsOf is when Containers was listed (null: not yet).
+	ContainersAsOf *time.Time `json:"containers_as_of"`
+	// ContainersError is why the last listing failed (Containers is then
+	// the one before).
+	ContainersError string `json:"containers_error,omitempty"`
 }
 
 // NodeDetails is the seed's NodeDetails.
@@ -126,6 +136,9 @@ type NodeDetails struct {
 	Containers  []NodeContainer        `json:"containers"`
 	Checkpoints []NodeCheckpointStatus `json:"checkpoints"`
 	StatusAsOf  *time.Time             `json:"status_as_of"`
+	// ContainersAsOf and ContainersError are as in NodeInfo.
+	ContainersAsOf  *time.Time `json:"containers_as_of"`
+	ContainersError string     `json:"containers_error,omitempty"`
 }
 
 // NodeContainer is a container of NodeDetails.
@@ -324,8 +337,21 @@ func (sn *snapshot) nodeState(id string) (string, *time.Time) {
 	return "ONLINE", tp(last.EndedAt)
 }
 
-// health reads validation.json (written by final-validation and Validate).
+// health is the last validation report's health, with the containers counts
+// of the latest listings when every node was listed.
 func (s *Server) health() ClusterHealth {
+	h := s.validationHealth()
+	if h.Containers.Total > 0 || h.AsOf != nil {
+		h.ContainersAsOf = h.AsOf
+	}
+	if c, asOf, ok := s.containers().counts(); ok {
+		h.Containers, h.ContainersAsOf = c, tp(asOf)
+	}
+	return h
+}
+
+// validationHealth reads validation.json (written by final-validation and Validate).
+func (s *Server) validationHealth() ClusterHealth {
 	h := ClusterHealth{OverallStatus: "UNKNOWN", RayCluster: HealthPart{Status: "UNKNOWN"},
 		Monitoring: MonitoringPart{Status: "UNKNOWN", Services: []string{}}, Source: "none: no validation report yet"}
 	data, err := os.ReadFile(filepath.Join(s.stateDir(), "validation.json"))
