@@ -220,4 +220,39 @@ func seedCurlExamples(t *testing.T, ce *clusterEnv) {
 	if c := ce.call("viewer", "GET", "/api/v1/checkpoints/cleanup-existing", nil, &cs); c != 200 || cs.Status != "PASSED" || cs.ApprovedBy != "approver" {
 		t.Fatalf("cleanup status: %d %+v", c, cs)
 	}
+	observedThroughTheDeployer(t, ce)
+}
+
+// observedThroughTheDeployer: node containers come from the real Deployer's
+// listing over SSH (refreshed after a plan), and the Prometheus proxy goes
+// through the head's SSH connection (nothing listens there: 502).
+func observedThroughTheDeployer(t *testing.T, ce *clusterEnv) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	tiny, err := testenv.TinyImage(ctx, ce.tc.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := ce.tc.Nodes[0]
+	if _, err := head.Run(ctx, "root", "docker run -d --name apitest-observed --label io.raydeploy.cluster=apitest "+tiny+" /tinyd"); err != nil {
+		t.Fatal(err)
+	}
+	defer head.Run(context.Background(), "root", "docker rm -f apitest-observed")
+	var pa api.PlanAnswer
+	if c := ce.call("operator", "POST", "/api/v1/plans", map[string]any{"checkpoint": "prerequisites-check"}, &pa); c != 200 {
+		t.Fatalf("plan: %d %+v", c, pa)
+	}
+	var nd api.NodeDetails
+	waitFor(t, "the listing after the plan", func() bool {
+		nd = api.NodeDetails{}
+		ce.call("viewer", "GET", "/api/v1/nodes/"+head.Name, nil, &nd)
+		return len(nd.Containers) > 0
+	})
+	if len(nd.Containers) != 1 || nd.Containers[0].Name != "apitest-observed" || nd.Containers[0].Status != "running" || nd.ContainersError != "" {
+		t.Fatalf("head containers: %+v (error %q)", nd.Containers, nd.ContainersError)
+	}
+	var errb api.ErrorBody
+	if c := ce.call("viewer", "GET", "/api/v1/monitoring/prometheus", nil, &errb); c != 502 || errb.Error != "PROMETHEUS_UNREACHABLE" || !strings.Contains(errb.Message, "port 9090") {
+		t.Fatalf("prometheus proxy to a head without Prometheus: %d %+v", c, errb)
+	}
 }
