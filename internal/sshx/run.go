@@ -44,7 +44,15 @@ type runOptions struct {
 	env     map[string]string
 	sudo    bool
 	display string
+	// killFirst makes a cancelled Run return only once the remote command
+	// is known dead (or its session is gone), not as soon as the kill is
+	// sent: Upload needs it, so that removing its temporary file cannot
+	// race a write that is still starting.
+	killFirst bool
 }
+
+// withKillFirst makes a cancelled Run wait for the remote command's end.
+func withKillFirst() RunOption { return func(o *runOptions) { o.killFirst = true } }
 
 // WithStdin feeds r to the command's standard input.
 func WithStdin(r io.Reader) RunOption { return func(o *runOptions) { o.stdin = r } }
@@ -302,7 +310,9 @@ func (c *Conn) Run(ctx context.Context, cmd string, opts ...RunOption) (Result, 
 		// close the channel. Run returns now; the cleanup goes on.
 		_ = sess.Signal(ssh.SIGKILL)
 		keepOpen = true
+		cleaned := make(chan struct{})
 		go func() {
+			defer close(cleaned)
 			defer sess.Close()
 			select {
 			case <-catcher.got:
@@ -313,6 +323,9 @@ func (c *Conn) Run(ctx context.Context, cmd string, opts ...RunOption) (Result, 
 			case <-time.After(10 * time.Second):
 			}
 		}()
+		if o.killFirst {
+			<-cleaned
+		}
 		return Result{}, fmt.Errorf("sshx: run %q on %s: %w", p.display, c.addr, ctx.Err())
 	}
 	res := Result{}

@@ -63,7 +63,7 @@ func (c *Conn) Upload(ctx context.Context, r io.Reader, dst string, mode os.File
 
 	start := time.Now()
 	cr := &countingReader{r: r}
-	write := append([]RunOption{WithStdin(cr), WithDisplay("upload to " + tmp)}, extra...)
+	write := append([]RunOption{WithStdin(cr), WithDisplay("upload to " + tmp), withKillFirst()}, extra...)
 	if _, err := c.Run(ctx, "umask 077 && cat > "+qtmp, write...); err != nil {
 		c.removeTemp(ctx, qtmp, extra)
 		return fmt.Errorf("sshx: upload to %s:%s: %w", c.addr, dst, err)
