@@ -103,33 +103,40 @@
     const list = $("approvals-list");
     if (!pend.length) { list.replaceChildren(el("p", { class: "empty" }, "Nothing waits for a decision.")); return; }
     const can = roles[me.role] >= roles.approver;
-    list.replaceChildren(...pend.map((r) => {
-      const ack = el("input", { type: "checkbox", id: "ack-" + r.id });
-      const reason = el("input", { type: "text", id: "reason-" + r.id, placeholder: "Reason (recorded)", "aria-label": "Reason for the decision" });
-      const self = r.requested_by === me.principal;
-      const decide = async (approved) => {
-        if (approved && r.destructive && !ack.checked) { say("Acknowledge the risks first.", true); ack.focus(); return; }
-        try {
-          const d = await api("POST", "/api/v1/approval-requests/" + r.id + "/decision",
-            { approved, plan_digest: r.plan_digest, reason: reason.value, acknowledge_risks: ack.checked });
-          say((d.approved ? "Approved " : "Rejected ") + r.checkpoint + " as " + d.by + ".");
-        } catch (e) { say("Decision failed: " + e.message, true); }
-        refresh();
-      };
-      return el("article", { class: "approval" + (r.destructive ? " destructive" : ""), "data-request": r.id, "aria-labelledby": "ap-h-" + r.id },
-        el("h3", { id: "ap-h-" + r.id }, r.checkpoint + (r.destructive ? " — DESTRUCTIVE, no undo" : "")),
-        el("p", {}, r.description || ""),
-        el("p", {}, "Requested by ", el("strong", {}, r.requested_by || "?"), " at " + fmt(r.requested_at) + "; expires " + fmt(r.expires_at)),
-        el("p", {}, "Plan digest: ", el("span", { class: "digest" }, r.plan_digest)),
-        r.risks.length ? el("ul", { class: "risks" }, r.risks.map((x) => el("li", {}, x))) : "",
-        el("div", { class: "scroll" }, planTable(r.plan)),
-        can ? el("div", { class: "buttons" },
-          r.destructive ? el("label", { class: "inline", for: ack.id }, ack, "I acknowledge these risks") : "",
-          reason,
-          el("button", { type: "button", class: "approve", onclick: () => decide(true), disabled: self, title: self ? "You requested this; another approver must decide." : "" }, "Approve " + r.checkpoint),
-          el("button", { type: "button", class: "reject", onclick: () => decide(false) }, "Reject")) :
-          el("p", { class: "hint" }, "Your role (" + me.role + ") cannot decide; an approver can."));
-    }));
+    // A card stays as it is while its request and digest are unchanged, so a
+    // refresh never clears a ticked acknowledgment or a half-typed reason.
+    const kept = new Map([...list.querySelectorAll("article[data-request]")].map((a) => [a.dataset.key, a]));
+    list.replaceChildren(...pend.map((r) => kept.get(cardKey(r, can)) || approvalCard(r, can)));
+  }
+
+  function cardKey(r, can) { return [r.id, r.plan_digest, can, me.principal].join(":"); }
+
+  function approvalCard(r, can) {
+    const ack = el("input", { type: "checkbox", id: "ack-" + r.id });
+    const reason = el("input", { type: "text", id: "reason-" + r.id, placeholder: "Reason (recorded)", "aria-label": "Reason for the decision" });
+    const self = r.requested_by === me.principal;
+    const decide = async (approved) => {
+      if (approved && r.destructive && !ack.checked) { say("Acknowledge the risks first.", true); ack.focus(); return; }
+      try {
+        const d = await api("POST", "/api/v1/approval-requests/" + r.id + "/decision",
+          { approved, plan_digest: r.plan_digest, reason: reason.value, acknowledge_risks: ack.checked });
+        say((d.approved ? "Approved " : "Rejected ") + r.checkpoint + " as " + d.by + ".");
+      } catch (e) { say("Decision failed: " + e.message, true); }
+      refresh();
+    };
+    return el("article", { class: "approval" + (r.destructive ? " destructive" : ""), "data-request": r.id, "data-key": cardKey(r, can), "aria-labelledby": "ap-h-" + r.id },
+      el("h3", { id: "ap-h-" + r.id }, r.checkpoint + (r.destructive ? " — DESTRUCTIVE, no undo" : "")),
+      el("p", {}, r.description || ""),
+      el("p", {}, "Requested by ", el("strong", {}, r.requested_by || "?"), " at " + fmt(r.requested_at) + "; expires " + fmt(r.expires_at)),
+      el("p", {}, "Plan digest: ", el("span", { class: "digest" }, r.plan_digest)),
+      r.risks.length ? el("ul", { class: "risks" }, r.risks.map((x) => el("li", {}, x))) : "",
+      el("div", { class: "scroll" }, planTable(r.plan)),
+      can ? el("div", { class: "buttons" },
+        r.destructive ? el("label", { class: "inline", for: ack.id }, ack, "I acknowledge these risks") : "",
+        reason,
+        el("button", { type: "button", class: "approve", onclick: () => decide(true), disabled: self, title: self ? "You requested this; another approver must decide." : "" }, "Approve " + r.checkpoint),
+        el("button", { type: "button", class: "reject", onclick: () => decide(false) }, "Reject")) :
+        el("p", { class: "hint" }, "Your role (" + me.role + ") cannot decide; an approver can."));
   }
 
   function renderExecs(execs) {
