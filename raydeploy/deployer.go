@@ -328,7 +328,9 @@ func (d *Deployer) refreshFacts(ctx context.Context, n Node) (Facts, error) {
 
 // fanout runs fn on every node with the Deployer's concurrency.
 func (d *Deployer) fanout(ctx context.Context, nodes []Node, op string, fn func(ctx context.Context, n Node) error) error {
-	return fanout.Each(ctx, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: op, Logger: d.log}, fn)
+	return fanout.Each(ctx, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: op, Logger: d.log}, func(ctx context.Context, n Node) error {
+		return d.conn.explain(ctx, n, fn(ctx, n))
+	})
 }
 
 // results turns a fan-out error into one NodeResult per node: failed nodes
