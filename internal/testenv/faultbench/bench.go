@@ -43,6 +43,7 @@ type Bench struct {
 	config     string
 	stateDir   string
 	monitoring bool
+	rayImage   string
 	logf       func(string, ...any)
 
 	bystanders map[string]string         // node -> container ID
@@ -86,6 +87,7 @@ func NewBench(ctx context.Context, env *testenv.Cluster, o BenchOptions) (*Bench
 			return nil, err
 		}
 	}
+	b.rayImage = ray
 	if err := b.writeFiles(ray, mon); err != nil {
 		return nil, err
 	}

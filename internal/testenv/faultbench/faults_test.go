@@ -37,8 +37,8 @@ func TestFaults(t *testing.T) {
 	}
 	points := killPoints(seed, 2, b.lines)
 	t.Logf("kill points %v of %d progress lines (RAYDEPLOY_FAULT_SEED=%d replays them)", points, b.lines, seed)
-	for _, k := range points {
-		o, err := b.killAt(ctx, k)
+	for i, k := range points {
+		o, err := b.killAt(ctx, k, i == 1)
 		if err != nil {
 			t.Fatalf("kill after line %d: %v", k, err)
 		}

@@ -10,6 +10,7 @@ import (
 // killOutcome is what one kill point gave.
 type killOutcome struct {
 	K, Of      int    // killed after progress line K of Of (a clean deploy's count)
+	Cold       bool   // the Ray image was removed from every node first (the kill may hit its side-load)
 	LastLine   string // the line it was killed after
 	Checkpoint string // the checkpoint under way at the kill
 	Finished   bool   // the deploy ended before line K (the point was not reached)
@@ -32,12 +33,20 @@ func killPoints(seed uint64, n, lines int) []int {
 	return ks
 }
 
-// killAt deploys from scratch, SIGKILLs deploy-master right after its k-th
-// progress line, and re-runs it at once with --resume.
-func (b *Bench) killAt(ctx context.Context, k int) (killOutcome, error) {
-	o := killOutcome{K: k, Of: b.lines}
+// killAt deploys from scratch (cold: without the Ray image on the nodes),
+// SIGKILLs deploy-master right after its k-th progress line, and re-runs it
+// at once with --resume.
+func (b *Bench) killAt(ctx context.Context, k int, cold bool) (killOutcome, error) {
+	o := killOutcome{K: k, Of: b.lines, Cold: cold}
 	if err := b.reset(ctx); err != nil {
 		return o, err
+	}
+	if cold {
+		for _, n := range b.env.Nodes {
+			if _, err := n.Run(ctx, "root", "docker rmi -f "+b.rayImage); err != nil {
+				return o, err
+			}
+		}
 	}
 	p, err := b.start(ctx, "--deploy", "--auto-approve")
 	if err != nil {

@@ -24,6 +24,7 @@ func main() {
 	nodes := flag.Int("nodes", 3, "testenv nodes")
 	only := flag.String("faults", "all", "node and state faults to run: all, none, or names separated by commas (\"node frozen,two deployers\")")
 	monitoring := flag.Bool("monitoring", true, "deploy the monitoring stack too (all six checkpoints)")
+	maxTime := flag.Duration("max-time", 0, "start no kill point after this long (0: no limit); the points not run are listed")
 	out := flag.String("out", "", "write the results table (Markdown) to this `FILE`, e.g. docs/RELIABILITY.md")
 	flag.Parse()
 	log.SetFlags(0)
@@ -33,7 +34,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmdline := "go run ./internal/testenv/faultbench " + strings.Join(os.Args[1:], " ")
-	rep, err := runBench(ctx, benchConfig{Kills: *kills, Seed: *seed, Nodes: *nodes, Faults: *only, Monitoring: *monitoring, Command: cmdline})
+	rep, err := runBench(ctx, benchConfig{Kills: *kills, Seed: *seed, Nodes: *nodes, Faults: *only, Monitoring: *monitoring, Command: cmdline, MaxTime: *maxTime})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -59,6 +60,7 @@ type benchConfig struct {
 	Faults     string // all, none, or comma-separated names
 	Monitoring bool
 	Command    string
+	MaxTime    time.Duration // start no kill point after this long
 }
 
 // runBench starts a testenv cluster, runs the kill points and the faults on
@@ -93,21 +95,6 @@ func runBench(ctx context.Context, cfg benchConfig) (*report, error) {
 		return nil, err
 	}
 	rep.Setup, rep.Lines = time.Since(rep.Started), b.lines
-	points := killPoints(cfg.Seed, cfg.Kills, b.lines)
-	logf("faultbench: kill points (after progress line k of %d): %v", b.lines, points)
-	for i, k := range points {
-		o, err := b.killAt(ctx, k)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if err != nil {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("kill point %d (line %d): %v", i+1, k, err))
-			logf("faultbench: kill %d/%d after line %d: not run: %v", i+1, len(points), k, err)
-			continue
-		}
-		rep.Kills = append(rep.Kills, o)
-		logf("faultbench: kill %d/%d after line %d (%s): converged %v in %s; %s", i+1, len(points), k, o.Checkpoint, o.Converged, o.Recover.Round(100*time.Millisecond), o.Verdict)
-	}
 	victim := env.Nodes[len(env.Nodes)-1]
 	for _, f := range chosen {
 		var o faultOutcome
@@ -117,7 +104,7 @@ func runBench(ctx context.Context, cfg benchConfig) (*report, error) {
 			o, err = b.inject(ctx, f, victim)
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return rep.interrupted(), nil
 		}
 		if err != nil {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %v", f.Name, err))
@@ -127,8 +114,34 @@ func runBench(ctx context.Context, cfg benchConfig) (*report, error) {
 		rep.Faults = append(rep.Faults, o)
 		logf("faultbench: %s on %s: ended after %s, named %v, converged %v; error: %s", f.Name, o.Node, o.Ended.Round(100*time.Millisecond), o.Named, o.Converged, o.Run.errorText())
 	}
+	points := killPoints(cfg.Seed, cfg.Kills, b.lines)
+	logf("faultbench: kill points (after progress line k of %d): %v", b.lines, points)
+	for i, k := range points {
+		if cfg.MaxTime > 0 && time.Since(rep.Started) > cfg.MaxTime {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("kill points %d to %d not run: -max-time %s reached", i+1, len(points), cfg.MaxTime))
+			break
+		}
+		o, err := b.killAt(ctx, k, i%5 == 4)
+		if ctx.Err() != nil {
+			return rep.interrupted(), nil
+		}
+		if err != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("kill point %d (line %d): %v", i+1, k, err))
+			logf("faultbench: kill %d/%d after line %d: not run: %v", i+1, len(points), k, err)
+			continue
+		}
+		rep.Kills = append(rep.Kills, o)
+		logf("faultbench: kill %d/%d after line %d (%s): converged %v in %s; %s", i+1, len(points), k, o.Checkpoint, o.Converged, o.Recover.Round(100*time.Millisecond), o.Verdict)
+	}
 	rep.Took = time.Since(rep.Started)
 	return rep, nil
+}
+
+// interrupted ends a report cut short by a signal: what ran is kept.
+func (r *report) interrupted() *report {
+	r.Took = time.Since(r.Started)
+	r.Problems = append(r.Problems, fmt.Sprintf("interrupted after %s: the rows above are what ran", r.Took.Round(time.Second)))
+	return r
 }
 
 // selectFaults returns the faults named by spec (all, none, or a list),

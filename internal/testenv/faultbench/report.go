@@ -48,7 +48,7 @@ func (r *report) write(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "## SIGKILL of deploy-master at seeded points\n\n")
 	fmt.Fprintf(&b, "deploy-master --deploy from scratch is SIGKILLed right after progress line k (of %d in a clean deploy); "+
-		"`deploy-master --deploy --resume` starts at once. **%d of %d converged; the re-run took the dead holder's lock at once in %d of %d.**\n\n",
+		"`deploy-master --deploy --resume` starts at once. Every fifth point starts without the Ray image on the nodes, so that a kill may hit its side-load. **%d of %d converged; the re-run took the dead holder's lock at once in %d of %d.**\n\n",
 		r.Lines, converged, len(r.Kills), taken, len(r.Kills))
 	b.WriteString("| # | killed after line | under way | lock taken over | converged | data lost | orphans | duplicates | time to recover | error |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
@@ -56,6 +56,9 @@ func (r *report) write(w io.Writer) error {
 		at := fmt.Sprintf("%d `%s`", k.K, cell(k.LastLine))
 		if k.Finished {
 			at = fmt.Sprintf("%d (the deploy had finished)", k.K)
+		}
+		if k.Cold {
+			at += " (Ray image removed from the nodes first)"
 		}
 		lock := "yes"
 		if k.Locked != "" {
