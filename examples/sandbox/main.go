@@ -74,6 +74,14 @@ func main() {
 func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy bool, out io.Writer, log *slog.Logger, pr *progress.Printer) error {
 	start := time.Now()
 	logf := func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }
+	// Compile the stand-ins while the nodes start: with a cold build cache
+	// that is tens of seconds the image builds would otherwise wait for.
+	prepared := make(chan error, 1)
+	if deploy {
+		go func() { prepared <- testenv.PrepareStandins(ctx) }()
+	} else {
+		prepared <- nil
+	}
 	env, err := testenv.Start(ctx, testenv.Options{Nodes: nodes, Logf: logf, DeployPassword: "sandbox-" + randomWord()})
 	if env != nil {
 		defer func() {
@@ -95,6 +103,9 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := <-prepared; err != nil {
 		return err
 	}
 	var im images
