@@ -38,7 +38,9 @@ const (
 	// ImagePull pulls on every node from its registry.
 	ImagePull ImagePolicy = "pull"
 	// ImageSideLoad streams the image from the controller's Docker Engine
-	// (or ImageFile) to each node over SSH: no registry needed.
+	// (or ImageFile) to each node over SSH: no registry needed. Layers a
+	// node already has (the base its other images share) are left out of
+	// the stream; TransferProgress.Skipped counts them.
 	ImageSideLoad ImagePolicy = "side-load"
 )
 

@@ -359,7 +359,8 @@ func progress(w io.Writer, c *raydeploy.Cluster, hint func(string) (string, stri
 			h, file := hint(e.Checkpoint)
 			fmt.Fprintf(w, "  waiting for approval of %s: %s\n", e.Checkpoint, h)
 			if file != "" {
-				fmt.Fprintf(w, "  to approve this plan by file, run in another shell:\n    $ %s\n", approveCommand(file, e.Request))
+				fmt.Fprintf(w, "  to approve this plan by file, write %s containing\n    %s\n  for example by running in another shell:\n    $ %s\n",
+					file, approval.ApprovalJSON(e.Request, approval.CurrentUser(), e.At), approveCommand(file, e.Request))
 			}
 		case checkpoint.ApprovalDecided:
 			switch {
