@@ -16,15 +16,46 @@ import (
 	"github.com/raydeploy/sdk/internal/fstrust"
 )
 
-// FileRejectedError reports an approval file that was refused as unsafe or malformed.
+// FileRejectedError reports an approval file that was refused as unsafe,
+// malformed, or not enough for the request it answers. Its Reason says what
+// to write instead when the content was the problem.
 type FileRejectedError struct {
 	Path   string
 	Reason string
+	// Err is the rule the file broke (ErrRisksNotAcknowledged), or nil.
+	Err error
 }
 
 // Error describes the refusal.
 func (e *FileRejectedError) Error() string {
 	return fmt.Sprintf("approval file %s refused: %s", e.Path, e.Reason)
+}
+
+// Unwrap returns the broken rule, so errors.Is(err, ErrRisksNotAcknowledged) holds.
+func (e *FileRejectedError) Unwrap() error { return e.Err }
+
+// ApprovalJSON is the approval file that approves exactly r's plan: one line
+// of JSON with approved_at (at, in UTC), approved_by, "approved": true,
+// plan_digest and, when the checkpoint is destructive, "acknowledge_risks":
+// true. Writing it to the path the File channel waits on approves the plan.
+func ApprovalJSON(r Request, by string, at time.Time) string {
+	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	s := fmt.Sprintf(`{"approved_at": %s, "approved_by": %s, "approved": true, "plan_digest": %s`,
+		q(at.UTC().Format(time.RFC3339)), q(by), q(r.PlanDigest))
+	if r.Destructive {
+		s += `, "acknowledge_risks": true`
+	}
+	return s + "}"
+}
+
+// WaitMessage tells a person how to approve r by file: the path to write and
+// the exact JSON (by CurrentUser, timed now) that approves its plan.
+func (f *File) WaitMessage(r Request) string {
+	what := "to approve"
+	if r.Destructive {
+		what = "to approve this destructive step (its risks acknowledged)"
+	}
+	return fmt.Sprintf("%s, write %s containing:\n%s", what, f.Path(r.Checkpoint), ApprovalJSON(r, CurrentUser(), time.Now()))
 }
 
 // fileApproval is the on-disk approval, compatible with the seed's
@@ -163,6 +194,10 @@ func describeToken(t json.Token) string {
 // approves once: it is moved to <Dir>/archive/<checkpoint>-<decision id>.json.
 // A file without plan_digest (the seed's format) covers the plan of the request
 // it answers; one with a different plan_digest is refused with ErrDigestMismatch.
+// An approval of a destructive checkpoint without "acknowledge_risks": true
+// is refused with a *FileRejectedError wrapping ErrRisksNotAcknowledged.
+// Every refusal of the file's content says what to write instead
+// (ApprovalJSON); WaitMessage says it before anything is written.
 type File struct {
 	Dir string
 	// StateDir, when set, is checked like Dir on every poll (NewFile sets it
@@ -170,7 +205,8 @@ type File struct {
 	StateDir     string
 	PollInterval time.Duration // default 2s
 	Timeout      time.Duration // 0: wait until ctx ends
-	// Logger, when set, is told about repaired directory permissions.
+	// Logger, when set, is told what to write (WaitMessage) and about
+	// repaired directory permissions.
 	Logger *slog.Logger
 }
 
@@ -189,6 +225,10 @@ func (f *File) Approve(ctx context.Context, r Request) (Decision, error) {
 	}
 	if err := writeFileReplace(filepath.Join(f.Dir, r.Checkpoint+".request.json"), mustJSON(r), 0o600); err != nil {
 		return Decision{}, fmt.Errorf("file approval of checkpoint %s: write request: %w", r.Checkpoint, err)
+	}
+	if f.Logger != nil {
+		f.Logger.Info("waiting for an approval file", "checkpoint", r.Checkpoint, "path", f.Path(r.Checkpoint),
+			"write", ApprovalJSON(r, CurrentUser(), time.Now()))
 	}
 	interval := f.PollInterval
 	if interval <= 0 {
@@ -240,7 +280,7 @@ func (f *File) try(r Request) (Decision, error) {
 	}
 	fa, err := decodeFileApproval(data)
 	if err != nil {
-		return Decision{}, &FileRejectedError{Path: path, Reason: err.Error()}
+		return Decision{}, &FileRejectedError{Path: path, Reason: err.Error() + "; " + f.fix(r)}
 	}
 	at, _ := time.Parse(time.RFC3339, fa.ApprovedAt)
 	d := Decision{
@@ -260,13 +300,25 @@ func (f *File) try(r Request) (Decision, error) {
 	}
 	if fa.PlanDigest != "" && fa.PlanDigest != r.PlanDigest {
 		_ = os.Rename(path, filepath.Join(archive, r.Checkpoint+"-"+d.ID+".rejected.json"))
-		return Decision{}, fmt.Errorf("%s: %w (file: %s, plan: %s)", path, ErrDigestMismatch, fa.PlanDigest, r.PlanDigest)
+		return Decision{}, fmt.Errorf("%s: %w (file: %s, plan: %s); %s", path, ErrDigestMismatch, fa.PlanDigest, r.PlanDigest, f.fix(r))
+	}
+	if d.Approved && r.Destructive && !fa.AcknowledgeRisks {
+		// Refused here, where the path and the missing key are known, rather
+		// than by Check after the file was consumed.
+		_ = os.Rename(path, filepath.Join(archive, r.Checkpoint+"-"+d.ID+".rejected.json"))
+		return Decision{}, &FileRejectedError{Path: path, Err: ErrRisksNotAcknowledged,
+			Reason: fmt.Sprintf(`checkpoint %s is destructive and the file lacks "acknowledge_risks": true (%v); %s`, r.Checkpoint, ErrRisksNotAcknowledged, f.fix(r))}
 	}
 	// Consume the file before honouring it, so it can never approve twice.
 	if err := os.Rename(path, filepath.Join(archive, r.Checkpoint+"-"+d.ID+".json")); err != nil {
 		return Decision{}, fmt.Errorf("archive approval file: %w", err)
 	}
 	return d, nil
+}
+
+// fix says what to write instead of a refused approval file.
+func (f *File) fix(r Request) string {
+	return "to approve the plan waiting now, write instead: " + ApprovalJSON(r, CurrentUser(), time.Now())
 }
 
 // rejected turns a refusal by fstrust into a *FileRejectedError; other

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/raydeploy/sdk/internal/baseurl"
 )
 
 // ClientConfig configures a Client.
@@ -34,15 +36,9 @@ type Client struct {
 
 // NewClient checks cfg and returns a Client. It does no I/O.
 func NewClient(cfg ClientConfig) (*Client, error) {
-	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	u, err := baseurl.Parse(cfg.BaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("tts: base URL: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("tts: base URL %q: scheme must be http or https", cfg.BaseURL)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("tts: base URL %q: no host", cfg.BaseURL)
+		return nil, fmt.Errorf("tts: %w", err)
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/raydeploy/sdk/internal/baseurl"
 )
 
 // ErrUnauthorized is matched (errors.Is) by an *HTTPError with status 401 or 403:
@@ -68,18 +70,12 @@ type Client struct {
 
 // New checks cfg and returns a Client. It does no I/O.
 func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	u, err := baseurl.Parse(cfg.BaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("dashboard: base URL: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("dashboard: base URL %q: scheme must be http or https", cfg.BaseURL)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("dashboard: base URL %q: no host", cfg.BaseURL)
-	}
-	if u.User != nil {
-		return nil, fmt.Errorf("dashboard: base URL must not carry credentials; use Config.Token")
+		if errors.Is(err, baseurl.ErrCredentials) {
+			return nil, fmt.Errorf("dashboard: %w; use Config.Token", err)
+		}
+		return nil, fmt.Errorf("dashboard: %w", err)
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/raydeploy/sdk/internal/baseurl"
 )
 
 const testToken = "tok-3f9a-secret"
@@ -397,5 +399,15 @@ func TestConfig(t *testing.T) {
 		if _, err := New(Config{BaseURL: bad}); err == nil {
 			t.Errorf("New(%q) accepted", bad)
 		}
+	}
+}
+
+func TestNewRefusesCredentialsInURL(t *testing.T) {
+	_, err := New(Config{BaseURL: "http://ray:hunter2@10.0.0.1:8265"})
+	if !errors.Is(err, baseurl.ErrCredentials) || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "Config.Token") {
+		t.Errorf("err = %v, want ErrCredentials pointing to Config.Token, without the password", err)
+	}
+	if _, err := New(Config{BaseURL: "10.0.0.1:8265"}); !errors.Is(err, baseurl.ErrScheme) {
+		t.Errorf("no scheme: err = %v, want ErrScheme", err)
 	}
 }
