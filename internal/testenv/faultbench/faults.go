@@ -65,7 +65,7 @@ func faults() []fault {
 		{Name: "node killed", What: "docker kill of the node container (power loss)", Trigger: rayStart,
 			Inject: func(ctx context.Context, b *Bench, n *testenv.Node) error { return n.Stop(ctx) },
 			Repair: func(ctx context.Context, b *Bench, n *testenv.Node) error { return n.Start(ctx) },
-			Names:  []string{"lost the SSH connection", "connect: ssh"}},
+			Names:  []string{"lost the SSH connection", "ssh connection closed", "connect: ssh"}},
 		{Name: "node frozen", What: "docker pause of the node container", Trigger: rayStart,
 			Inject: func(ctx context.Context, b *Bench, n *testenv.Node) error {
 				return b.env.Pool().Client.PauseContainer(n.ContainerID)
@@ -73,7 +73,7 @@ func faults() []fault {
 			Repair: func(ctx context.Context, b *Bench, n *testenv.Node) error {
 				return b.env.Pool().Client.UnpauseContainer(n.ContainerID)
 			},
-			Names: []string{"lost the SSH connection", "connect: ssh"}},
+			Names: []string{"lost the SSH connection", "ssh connection closed", "connect: ssh"}},
 		{Name: "network cut", What: "docker network disconnect of the node", Trigger: rayStart,
 			Inject: func(ctx context.Context, b *Bench, n *testenv.Node) error {
 				return b.env.Pool().Client.DisconnectNetwork(b.env.Name, docker.NetworkConnectionOptions{Container: n.ContainerID, Force: true, Context: ctx})
@@ -82,7 +82,7 @@ func faults() []fault {
 				return b.env.Pool().Client.ConnectNetwork(b.env.Name, docker.NetworkConnectionOptions{Container: n.ContainerID, Context: ctx,
 					EndpointConfig: &docker.EndpointConfig{IPAMConfig: &docker.EndpointIPAMConfig{IPv4Address: n.Address}, Aliases: []string{n.Name}}})
 			},
-			Names: []string{"lost the SSH connection", "connect: ssh"}},
+			Names: []string{"lost the SSH connection", "ssh connection closed", "connect: ssh"}},
 		{Name: "dockerd killed", What: "kill -9 of the node's dockerd", Trigger: rayStart,
 			Inject: func(ctx context.Context, b *Bench, n *testenv.Node) error {
 				_, err := b.exec(ctx, n, "pkill -KILL -x dockerd")
@@ -96,7 +96,7 @@ func faults() []fault {
 				return err
 			},
 			Repair:      func(ctx context.Context, b *Bench, n *testenv.Node) error { return waitSSH(ctx, n) },
-			Names:       []string{"lost the SSH connection"},
+			Names:       []string{"lost the SSH connection", "ssh connection closed"},
 			MayConverge: true},
 		{Name: "host key changed", What: "the node's sshd gets a new host key and drops its sessions", Trigger: rayStart,
 			Inject: func(ctx context.Context, b *Bench, n *testenv.Node) error {
@@ -110,7 +110,7 @@ func faults() []fault {
 				}
 				return waitSSH(ctx, n)
 			},
-			Names: []string{"host key for", "lost the SSH connection"}},
+			Names: []string{"host key for", "lost the SSH connection", "ssh connection closed"}},
 		{Name: "state dir full", What: "the state directory (a 2 MiB tmpfs) filled up", Trigger: rayStart, StateFault: true,
 			Before: func(ctx context.Context, b *Bench) error { return b.mountState(ctx, "size=2m") },
 			After:  func(ctx context.Context, b *Bench) error { return b.unmountState(ctx) },

@@ -77,7 +77,10 @@ func (r *report) write(w io.Writer) error {
 	fmt.Fprintf(&b, "\n## Node and state faults\n\n")
 	b.WriteString("A deploy from scratch; the fault is injected right after the line `▶ <checkpoint>` of the checkpoint under way; " +
 		"the run must end (no hang) with an error naming the node (or the state file) and what happened. " +
-		"The fault is then repaired and `deploy-master --deploy --resume` must converge.\n\n")
+		"The fault is then repaired and `deploy-master --deploy --resume` must converge. " +
+		"The bounds that apply (the SDK's defaults): an SSH keepalive every 15 s, a connection closed when one goes unanswered for 15 s " +
+		"(a frozen or cut-off node is noticed within 30 s); each connect attempt 10 s, up to 5 attempts within 30 s; Ray's nodes ALIVE within 3 min. " +
+		"Failed nodes are those the ledger records as failed in the checkpoint under way: the victim alone means nothing else was failed with it.\n\n")
 	b.WriteString("| fault | node | under way | run ended after | error named | failed nodes | the error | next run converged | data lost | orphans | duplicates | touched | time to recover |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range r.Faults {
