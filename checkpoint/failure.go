@@ -1,9 +1,11 @@
 package checkpoint
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -26,22 +28,40 @@ type FailureRecord struct {
 	ResumeCommand string            `json:"resume_command,omitempty"`
 }
 
-// ReadFailure returns the failure record in stateDir, or nil if there is none.
+// ReadFailure returns the failure record in stateDir, or nil if there is
+// none. It is opened like the ledger (no symbolic link, no FIFO, this
+// user's, not writable by others; read access by others is removed) and
+// decoded strictly (DecodeFailure).
 func ReadFailure(stateDir string) (*FailureRecord, error) {
 	path := filepath.Join(stateDir, FailureFile)
-	data, err := os.ReadFile(path)
+	data, err := readStateFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read failure record: %w", err)
 	}
+	return DecodeFailure(path, data)
+}
+
+// DecodeFailure parses a failure record strictly; name is used in errors.
+// Unknown keys, trailing data or a missing checkpoint give a
+// *CorruptStateError, an unknown version a *VersionError.
+func DecodeFailure(name string, data []byte) (*FailureRecord, error) {
 	var f FailureRecord
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, &CorruptStateError{Path: path, Err: err}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, &CorruptStateError{Path: name, Err: err}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, &CorruptStateError{Path: name, Err: errors.New("trailing data after the failure record")}
 	}
 	if f.Version != LedgerVersion {
-		return nil, &VersionError{Path: path, Found: f.Version, Want: LedgerVersion}
+		return nil, &VersionError{Path: name, Found: f.Version, Want: LedgerVersion}
+	}
+	if f.Checkpoint == "" {
+		return nil, &CorruptStateError{Path: name, Err: errors.New("no checkpoint named")}
 	}
 	return &f, nil
 }

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/raydeploy/sdk/internal/fstrust"
 )
 
 // LedgerVersion is the ledger format this package reads and writes.
@@ -154,7 +157,7 @@ func DecodeLedger(name string, data []byte) (*Ledger, error) {
 	if err := dec.Decode(&l); err != nil {
 		return nil, &CorruptStateError{Path: name, Err: err}
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) { // dec.More misses a stray ']' or '}'
 		return nil, &CorruptStateError{Path: name, Err: errors.New("trailing data after the ledger")}
 	}
 	if l.Checkpoints == nil {
@@ -198,9 +201,12 @@ func (s *Store) Dir() string { return s.dir }
 // Path returns the ledger file's path.
 func (s *Store) Path() string { return filepath.Join(s.dir, LedgerFile) }
 
-// Load reads the ledger; a missing file is an empty ledger.
+// Load reads the ledger; a missing file is an empty ledger. The file is
+// opened like every state file (readStateFile): a symbolic link, a FIFO, a
+// file of another owner or writable by others is refused; one readable by
+// others is set to 0600.
 func (s *Store) Load() (*Ledger, error) {
-	data, err := os.ReadFile(s.Path())
+	data, err := readStateFile(s.Path())
 	if errors.Is(err, fs.ErrNotExist) {
 		return NewLedger(), nil
 	}
@@ -208,6 +214,30 @@ func (s *Store) Load() (*Ledger, error) {
 		return nil, fmt.Errorf("read ledger: %w", err)
 	}
 	return DecodeLedger(s.Path(), data)
+}
+
+// maxStateFile bounds what is read of a ledger or failure record.
+const maxStateFile = 64 << 20
+
+// readStateFile reads a state file without following a symbolic link and
+// without blocking (a FIFO in its place is refused, not waited on), and
+// checks the opened file, not the path: a regular file of this user, not
+// writable by group or others (*fstrust.UnsafeError); read access by others
+// is removed (chmod 0600). A missing file matches fs.ErrNotExist.
+func readStateFile(path string) ([]byte, error) {
+	f, _, err := fstrust.Open(path, os.O_RDONLY, 0o600, fstrust.RepairRead)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > maxStateFile {
+		return nil, &CorruptStateError{Path: path, Err: fmt.Errorf("larger than %d bytes", maxStateFile)}
+	}
+	return data, nil
 }
 
 // Save writes the ledger atomically with mode 0600.

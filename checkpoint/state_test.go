@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -318,11 +319,7 @@ func FuzzDecodeLedger(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := DecodeLedger("fuzz", data)
 		if err != nil {
-			var ce *CorruptStateError
-			var ve *VersionError
-			if !errors.As(err, &ce) && !errors.As(err, &ve) {
-				t.Fatalf("untyped error %T: %v", err, err)
-			}
+			assertStateError(t, err)
 			return
 		}
 		// Whatever decodes must be usable and re-encode to something that decodes.
@@ -333,8 +330,12 @@ func FuzzDecodeLedger(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := DecodeLedger("fuzz", out); err != nil {
+		again, err := DecodeLedger("fuzz", out)
+		if err != nil {
 			t.Fatalf("re-encoded ledger does not decode: %v", err)
+		}
+		if out2, _ := json.Marshal(again); !bytes.Equal(out, out2) {
+			t.Fatalf("round trip changed the ledger:\n%s\n%s", out, out2)
 		}
 	})
 }

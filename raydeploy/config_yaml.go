@@ -31,7 +31,27 @@ func LoadFile(path string) (*Cluster, error) {
 	return parseYAML(path, data)
 }
 
+// parseYAML decodes; its errors never show a secret's value (the YAML
+// decoder quotes values in some messages, e.g. an unknown alias).
 func parseYAML(file string, data []byte) (*Cluster, error) {
+	c, err := decodeYAML(file, data)
+	if err == nil {
+		return c, nil
+	}
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		var s secretSet
+		s.scan(data)
+		var root yaml.Node
+		if yaml.Unmarshal(data, &root) == nil {
+			s.addYAML(&root, 0)
+		}
+		s.redactProblems(ve.Problems, nil)
+	}
+	return nil, err
+}
+
+func decodeYAML(file string, data []byte) (*Cluster, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var c Cluster
@@ -58,7 +78,17 @@ var (
 	unknownFieldRE = regexp.MustCompile(`^field (.+) not found in type .*$`)
 	cannotRE       = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into (.+)$")
 	dupKeyRE       = regexp.MustCompile(`^mapping key "(.*)" already defined at line (\d+)$`)
+	anchorRE       = regexp.MustCompile(`^(?:unknown anchor '(.*)' referenced|anchor '(.*)' value contains itself)$`)
 )
+
+// lineOf is the number of the first line of data holding s, or 0.
+func lineOf(data []byte, s string) int {
+	i := bytes.Index(data, []byte(s))
+	if i < 0 {
+		return 0
+	}
+	return bytes.Count(data[:i], []byte("\n")) + 1
+}
 
 // yamlError turns the decoder's messages into FieldErrors with the line and
 // the field path.
@@ -70,6 +100,15 @@ func yamlError(file string, data []byte, err error) error {
 		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 			fe.Line, _ = strconv.Atoi(m[1])
 			fe.Msg = m[2]
+		} else if m := anchorRE.FindStringSubmatch(msg); m != nil {
+			// The decoder gives no line for these: find it.
+			if m[1] != "" {
+				fe.Line = lineOf(data, "*"+m[1])
+				fe.Msg = fmt.Sprintf("alias *%s has no anchor &%s before it", m[1], m[1])
+			} else {
+				fe.Line = lineOf(data, "&"+m[2])
+				fe.Msg = fmt.Sprintf("anchor &%s contains itself", m[2])
+			}
 		}
 		return &ValidationError{Problems: []*FieldError{fe}}
 	}
@@ -187,9 +226,9 @@ func indexYAML(data []byte) yamlIndex {
 
 func (x yamlIndex) find(line int, match func(yamlEntry) bool) (yamlEntry, bool) {
 	es := x[line]
-	for _, e := range es {
-		if match(e) {
-			return e, true
+	for i := len(es) - 1; i >= 0; i-- { // the deepest entry first
+		if match(es[i]) {
+			return es[i], true
 		}
 	}
 	if len(es) > 0 {

@@ -130,10 +130,20 @@
 // The inventory.ini dialect: [group], [group:vars] and [group:children]
 // sections; host lines "name key=value ..." with '...' / "..." quoting,
 // host ranges like node[01:04] and name:port; comments start with # or ;.
-// group_vars/<group>.yml (or .yaml, or a directory of them) beside the
-// inventory is read too. Variable precedence, lowest first, as in Ansible:
-// [group:vars] of the inventory (all, then parents before children),
-// group_vars/all, group_vars/<group> (same order), the host line.
+// group_vars/<group>.yml and host_vars/<host>.yml (or .yaml, or a
+// directory of them) beside the inventory are read too. Variable
+// precedence, lowest first, as in Ansible: [group:vars] of the inventory
+// (all, then parents before children), group_vars/all, group_vars/<group>
+// (same order), the host line, host_vars/<host>.
+//
+// Limits: the host lines may expand to at most InventoryOptions.MaxHosts
+// host entries (DefaultMaxInventoryHosts, 10,000; a line that would pass
+// it is refused before its hosts are made); ranges are counted without
+// overflow up to the int64 limit; groups and their :children links are
+// resolved in time linear in their number, cycles reported. Errors and
+// warnings never show the value of a password or other secret variable:
+// they name the file, line and key, and any value after a secret-like key
+// (password, pass, token, secret, ...) is replaced by [redacted].
 //
 // The head is the one host of [head_nodes], the workers the hosts of
 // [worker_nodes] (InventoryOptions renames them); a parent group of both

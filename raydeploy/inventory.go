@@ -19,7 +19,24 @@ type InventoryOptions struct {
 	// GroupVarsDir is the group_vars directory (default: group_vars beside
 	// the inventory file). LoadInventory only.
 	GroupVarsDir string
+	// HostVarsDir is the host_vars directory (default: host_vars beside the
+	// inventory file). LoadInventory only.
+	HostVarsDir string
+	// MaxHosts caps the host entries the inventory's host lines may expand
+	// to, counted over all lines (a host listed under two groups counts
+	// twice); default DefaultMaxInventoryHosts. A line whose pattern would
+	// pass the cap is refused, naming the file, line and pattern, before
+	// its hosts are made.
+	MaxHosts int
 }
+
+// DefaultMaxInventoryHosts is the host cap of an inventory when
+// InventoryOptions.MaxHosts is zero.
+const DefaultMaxInventoryHosts = 10000
+
+// maxProblems bounds the problems (and, separately, the warnings) an
+// inventory reports; the rest are counted in a last line.
+const maxProblems = 200
 
 func (o InventoryOptions) withDefaults() InventoryOptions {
 	if o.HeadGroup == "" {
@@ -27,6 +44,9 @@ func (o InventoryOptions) withDefaults() InventoryOptions {
 	}
 	if o.WorkerGroup == "" {
 		o.WorkerGroup = "worker_nodes"
+	}
+	if o.MaxHosts <= 0 {
+		o.MaxHosts = DefaultMaxInventoryHosts
 	}
 	return o
 }
@@ -87,8 +107,10 @@ func supportedVar(name string) bool {
 	return false
 }
 
+// secretVar reports whether the value of variable name is never shown:
+// the passwords the import reads, and anything named like a secret.
 func secretVar(name string) bool {
-	return slices.Contains(varPassword, name) || slices.Contains(varSudoPassword, name)
+	return slices.Contains(varPassword, name) || slices.Contains(varSudoPassword, name) || secretLikeName(name)
 }
 
 // invVar is one variable definition and where it was made.
@@ -106,6 +128,8 @@ type invHost struct {
 	groups []string // groups listing the host directly
 	port   int      // from a host:port pattern
 	vars   map[string]invVar
+	// fileVars are host_vars/<host>.yml's, above the host line's.
+	fileVars map[string]invVar
 }
 
 type invGroup struct {
@@ -130,13 +154,33 @@ type inventory struct {
 	groups    map[string]*invGroup
 	probs     problems
 	warns     Warnings
+	// dropped counts problems and warnings beyond maxProblems.
+	droppedProbs, droppedWarns int
+	// maxHosts is the cap on host entries; listed counts them; capped is
+	// set once a line was refused for it (parsing stops there).
+	maxHosts, listed int
+	capped           bool
+	// secrets are the secret values seen, cut out of every message.
+	secrets secretSet
 }
 
 func (inv *inventory) errorf(file string, line int, format string, args ...any) {
-	inv.probs = append(inv.probs, &FieldError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	inv.problem(&FieldError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (inv *inventory) problem(fe *FieldError) {
+	if len(inv.probs) >= maxProblems {
+		inv.droppedProbs++
+		return
+	}
+	inv.probs = append(inv.probs, fe)
 }
 
 func (inv *inventory) warnf(file string, line int, format string, args ...any) {
+	if len(inv.warns) >= maxProblems {
+		inv.droppedWarns++
+		return
+	}
 	inv.warns = append(inv.warns, Warning{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -153,10 +197,12 @@ func (inv *inventory) group(name string, line int) *invGroup {
 }
 
 // LoadInventory imports an Ansible inventory: path is an inventory.ini
-// file or a directory holding one; the group_vars directory beside it
-// (*.yml, *.yaml, or a directory per group) is read too. Errors name the
-// file and line ("inventory.ini:12: ..."). Plaintext passwords are kept
-// (as Secret) but each gives a warning naming the host and variable.
+// file or a directory holding one; the group_vars and host_vars
+// directories beside it (*.yml, *.yaml, or a directory per group or host)
+// are read too. Errors name the file and line ("inventory.ini:12: ...")
+// and never show the value of a password or other secret variable.
+// Plaintext passwords are kept (as Secret) but each gives a warning naming
+// the host and variable. The hosts are capped (InventoryOptions.MaxHosts).
 func LoadInventory(path string, opts InventoryOptions) (*Cluster, Warnings, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = filepath.Join(path, "inventory.ini")
@@ -165,25 +211,35 @@ func LoadInventory(path string, opts InventoryOptions) (*Cluster, Warnings, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("load inventory: %w", err)
 	}
-	gvDir := opts.GroupVarsDir
+	gvDir, hvDir := opts.GroupVarsDir, opts.HostVarsDir
 	if gvDir == "" {
 		gvDir = filepath.Join(filepath.Dir(path), "group_vars")
 	}
-	inv := newInventory(path)
-	inv.parseINI(data)
-	if err := inv.readGroupVars(gvDir); err != nil {
-		return nil, inv.warns, err
+	if hvDir == "" {
+		hvDir = filepath.Join(filepath.Dir(path), "host_vars")
 	}
-	c := inv.build(opts.withDefaults())
+	opts = opts.withDefaults()
+	inv := newInventory(path, opts)
+	inv.parseINI(data)
+	if !inv.capped {
+		if err := inv.readGroupVars(gvDir); err != nil {
+			return nil, inv.warns, err
+		}
+		if err := inv.readHostVars(hvDir); err != nil {
+			return nil, inv.warns, err
+		}
+	}
+	c := inv.build(opts)
 	return inv.result(c)
 }
 
 // ParseInventory imports an Ansible inventory from its text alone (no
 // group_vars); file names it in errors and warnings. See LoadInventory.
 func ParseInventory(file string, data []byte, opts InventoryOptions) (*Cluster, Warnings, error) {
-	inv := newInventory(file)
+	opts = opts.withDefaults()
+	inv := newInventory(file, opts)
 	inv.parseINI(data)
-	c := inv.build(opts.withDefaults())
+	c := inv.build(opts)
 	return inv.result(c)
 }
 
@@ -191,14 +247,21 @@ func (inv *inventory) result(c *Cluster) (*Cluster, Warnings, error) {
 	slices.SortStableFunc(inv.warns, func(a, b Warning) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line))
 	})
+	if inv.droppedWarns > 0 {
+		inv.warns = append(inv.warns, Warning{File: inv.file, Msg: fmt.Sprintf("%d more warnings not shown", inv.droppedWarns)})
+	}
+	if inv.droppedProbs > 0 {
+		inv.probs = append(inv.probs, &FieldError{File: inv.file, Msg: fmt.Sprintf("%d more problems not shown", inv.droppedProbs)})
+	}
+	inv.secrets.redactProblems(inv.probs, inv.warns)
 	if len(inv.probs) > 0 {
 		return nil, inv.warns, inv.probs.err()
 	}
 	return c, inv.warns, nil
 }
 
-func newInventory(file string) *inventory {
-	inv := &inventory{file: file, hosts: map[string]*invHost{}, groups: map[string]*invGroup{}}
+func newInventory(file string, opts InventoryOptions) *inventory {
+	inv := &inventory{file: file, hosts: map[string]*invHost{}, groups: map[string]*invGroup{}, maxHosts: opts.MaxHosts}
 	inv.group("all", 0)
 	inv.group("ungrouped", 0)
 	return inv

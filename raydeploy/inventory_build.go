@@ -8,7 +8,7 @@ import (
 
 func (inv *inventory) build(opts InventoryOptions) *Cluster {
 	inv.warnUnsupported()
-	depth, parents := inv.groupDepths()
+	gg := inv.groupDepths()
 	if len(inv.probs) > 0 {
 		// Group membership is unreliable after a parse error: report what
 		// was found rather than the knock-on effects.
@@ -50,10 +50,10 @@ func (inv *inventory) build(opts InventoryOptions) *Cluster {
 		}
 	}
 
-	headVars := inv.hostVars(heads[0], depth, parents)
+	headVars := inv.hostVars(heads[0], gg)
 	c.Head = inv.node(heads[0], headVars)
 	for _, w := range workers {
-		wv := inv.hostVars(w, depth, parents)
+		wv := inv.hostVars(w, gg)
 		c.Workers = append(c.Workers, inv.node(w, wv))
 		for _, names := range clusterVars {
 			_, hv, hok := lookup(headVars, names)

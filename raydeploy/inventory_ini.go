@@ -3,6 +3,7 @@ package raydeploy
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,10 +14,15 @@ import (
 )
 
 // parseINI reads the inventory's INI dialect. Messages never echo a line:
-// it may hold a password.
+// it may hold a password. Parsing stops at a line that would take the
+// inventory past its host cap.
 func (inv *inventory) parseINI(data []byte) {
+	inv.secrets.scan(data)
 	section, kind := "ungrouped", ""
 	for i, raw := range strings.Split(string(data), "\n") {
+		if inv.capped {
+			return
+		}
 		ln := i + 1
 		line := strings.TrimSpace(strings.TrimSuffix(raw, "\r"))
 		if line == "" || line[0] == '#' || line[0] == ';' {
@@ -32,7 +38,7 @@ func (inv *inventory) parseINI(data []byte) {
 			name, suffix, _ := strings.Cut(line[1:end], ":")
 			name = strings.TrimSpace(name)
 			if !validGroupName(name) {
-				inv.errorf(inv.file, ln, "invalid group name %q", name)
+				inv.errorf(inv.file, ln, "invalid group name%s (letters, digits, '_', '-' and '.')", quoteIfPlain(name))
 				section, kind = "", "bad"
 				continue
 			}
@@ -61,6 +67,9 @@ func (inv *inventory) parseINI(data []byte) {
 			if err != nil {
 				inv.errorf(inv.file, ln, "[%s:vars] %s: %v", section, k, err)
 				continue
+			}
+			if secretVar(k) {
+				inv.secrets.add(val)
 			}
 			inv.groups[section].vars[k] = invVar{value: val, file: inv.file, line: ln}
 		case "children":
@@ -92,11 +101,35 @@ func (inv *inventory) parseHostLine(group string, ln int, line string) {
 	if len(toks) == 0 {
 		return
 	}
-	names, port, err := expandHostPattern(toks[0])
+	for _, t := range toks {
+		if k, v, ok := strings.Cut(t, "="); ok && secretVar(k) {
+			inv.secrets.add(v)
+		}
+	}
+	if k, _, ok := strings.Cut(toks[0], "="); ok {
+		// A variable out of place: name it, never show its value.
+		key := "a variable"
+		if validVarName(k) {
+			key = k
+		}
+		inv.errorf(inv.file, ln, "[%s]: %s=%s where a host name is expected (a host's variables follow its name on the line; a group's go under [%s:vars])",
+			group, key, redacted, group)
+		return
+	}
+	hp, err := parseHostPattern(toks[0])
 	if err != nil {
 		inv.errorf(inv.file, ln, "host pattern: %v", err)
 		return
 	}
+	if n := hp.count(); n > uint64(inv.maxHosts-inv.listed) {
+		inv.errorf(inv.file, ln, "host pattern %q: expands to %d hosts, past the inventory's cap of %d host entries (%d listed before this line; InventoryOptions.MaxHosts raises it)",
+			toks[0], n, inv.maxHosts, inv.listed)
+		inv.capped = true
+		return
+	}
+	names := hp.expand()
+	inv.listed += len(names)
+	port := hp.port
 	vars := map[string]invVar{}
 	for j, t := range toks[1:] {
 		k, v, ok := strings.Cut(t, "=")
@@ -214,71 +247,134 @@ func validGroupName(s string) bool {
 
 func validVarName(s string) bool { return envNameRE.MatchString(s) }
 
-// maxRange bounds a host range like node[001:500].
-const maxRange = 4096
+// quoteIfPlain renders name quoted after a space when it cannot be part of
+// a variable assignment, else nothing (it may hold a secret's value).
+func quoteIfPlain(name string) string {
+	if strings.ContainsAny(name, "=: \t") {
+		return ""
+	}
+	return " " + strconv.Quote(name)
+}
 
-// expandHostPattern expands node[01:04] / node[a:c] ranges (one per
-// pattern, with an optional :step) and reads a trailing :port.
-func expandHostPattern(p string) ([]string, int, error) {
-	port := 0
+// hostPattern is a host name with at most one range, like node[01:04],
+// node[a:c] or node[1:9:2], and an optional :port.
+type hostPattern struct {
+	head, tail string
+	ranged     bool
+	letters    bool
+	lo, hi     int64 // the range's bounds (letters: their byte values)
+	step       int64
+	width      int // zero padding of numbers, 0 for none
+	port       int
+}
+
+// count is how many names the pattern expands to, without overflow at the
+// int64 limit.
+func (h hostPattern) count() uint64 {
+	if !h.ranged {
+		return 1
+	}
+	return uint64(h.hi-h.lo)/uint64(h.step) + 1
+}
+
+// expand lists the names; call it only after count was checked.
+func (h hostPattern) expand() []string {
+	if !h.ranged {
+		return []string{h.head}
+	}
+	n := h.count()
+	out := make([]string, 0, n)
+	for k := uint64(0); k < n; k++ {
+		i := h.lo + int64(k)*h.step // k*step <= hi-lo: no overflow
+		if h.letters {
+			out = append(out, h.head+string(rune(i))+h.tail)
+		} else {
+			out = append(out, fmt.Sprintf("%s%0*d%s", h.head, h.width, i, h.tail))
+		}
+	}
+	return out
+}
+
+// parseHostPattern reads node[01:04] / node[a:c] ranges (one per pattern,
+// with an optional :step, an empty start meaning 0, as in Ansible) and a
+// trailing :port. A zero-padded start needs an end of the same width.
+func parseHostPattern(p string) (hostPattern, error) {
+	var hp hostPattern
 	if i := portColon(p); i >= 0 {
 		n, err := strconv.Atoi(p[i+1:])
 		if err != nil || n < 1 || n > 65535 {
-			return nil, 0, fmt.Errorf("%q: port after ':' must be 1-65535", p)
+			return hp, fmt.Errorf("%q: port after ':' must be 1-65535", p)
 		}
-		p, port = p[:i], n
+		p, hp.port = p[:i], n
 	}
 	open := strings.IndexByte(p, '[')
 	if open < 0 {
 		if p == "" || strings.ContainsAny(p, "]:") {
-			return nil, 0, fmt.Errorf("%q is not a host name", p)
+			return hp, fmt.Errorf("%q is not a host name", p)
 		}
-		return []string{p}, port, nil
+		hp.head = p
+		return hp, nil
 	}
 	end := strings.IndexByte(p[open:], ']')
 	if end < 0 {
-		return nil, 0, fmt.Errorf("%q: unclosed '['", p)
+		return hp, fmt.Errorf("%q: unclosed '['", p)
 	}
 	end += open
-	head, body, tail := p[:open], p[open+1:end], p[end+1:]
-	if strings.ContainsAny(tail, "[]") {
-		return nil, 0, fmt.Errorf("%q: only one range per host pattern is supported", p)
+	hp.head, hp.tail, hp.ranged = p[:open], p[end+1:], true
+	body := p[open+1 : end]
+	if strings.ContainsAny(hp.tail, "[]") {
+		return hp, fmt.Errorf("%q: only one range per host pattern is supported", p)
 	}
 	parts := strings.Split(body, ":")
 	if len(parts) < 2 || len(parts) > 3 {
-		return nil, 0, fmt.Errorf("%q: range must be [start:end] or [start:end:step]", p)
+		return hp, fmt.Errorf("%q: range must be [start:end] or [start:end:step]", p)
 	}
-	step := 1
+	hp.step = 1
 	if len(parts) == 3 {
-		s, err := strconv.Atoi(parts[2])
+		s, err := strconv.ParseInt(parts[2], 10, 64)
 		if err != nil || s < 1 {
-			return nil, 0, fmt.Errorf("%q: step must be a positive integer", p)
+			return hp, fmt.Errorf("%q: step must be a positive integer (at most %d)", p, int64(math.MaxInt64))
 		}
-		step = s
+		hp.step = s
 	}
-	var out []string
-	lo, errLo := strconv.Atoi(parts[0])
-	hi, errHi := strconv.Atoi(parts[1])
+	start := parts[0]
+	if start == "" {
+		start = "0"
+	}
+	if len(start) == 1 && len(parts[1]) == 1 && isLetter(start[0]) && isLetter(parts[1][0]) {
+		hp.letters, hp.lo, hp.hi = true, int64(start[0]), int64(parts[1][0])
+		if hp.hi < hp.lo {
+			return hp, fmt.Errorf("%q: range must be ascending", p)
+		}
+		return hp, nil
+	}
+	lo, errLo := strconv.ParseInt(start, 10, 64)
+	hi, errHi := strconv.ParseInt(parts[1], 10, 64)
 	switch {
-	case errLo == nil && errHi == nil:
-		if lo < 0 || hi < lo || (hi-lo)/step >= maxRange {
-			return nil, 0, fmt.Errorf("%q: range must be ascending with at most %d hosts", p, maxRange)
-		}
-		width := 0
-		if len(parts[0]) > 1 && parts[0][0] == '0' {
-			width = len(parts[0])
-		}
-		for i := lo; i <= hi; i += step {
-			out = append(out, fmt.Sprintf("%s%0*d%s", head, width, i, tail))
-		}
-	case len(parts[0]) == 1 && len(parts[1]) == 1 && isLetter(parts[0][0]) && isLetter(parts[1][0]) && parts[0] <= parts[1]:
-		for c := int(parts[0][0]); c <= int(parts[1][0]); c += step {
-			out = append(out, head+string(rune(c))+tail)
-		}
-	default:
-		return nil, 0, fmt.Errorf("%q: range must be numbers or single letters, ascending", p)
+	case errors.Is(errLo, strconv.ErrRange) || errors.Is(errHi, strconv.ErrRange):
+		return hp, fmt.Errorf("%q: range bound past %d", p, int64(math.MaxInt64))
+	case errLo != nil || errHi != nil || !allDigits(start) || !allDigits(parts[1]):
+		return hp, fmt.Errorf("%q: range must be numbers or single letters, ascending", p)
+	case hi < lo:
+		return hp, fmt.Errorf("%q: range must be ascending", p)
 	}
-	return out, port, nil
+	hp.lo, hp.hi = lo, hi
+	if len(start) > 1 && start[0] == '0' {
+		if len(start) != len(parts[1]) {
+			return hp, fmt.Errorf("%q: a zero-padded range needs a start and an end of the same width", p)
+		}
+		hp.width = len(start)
+	}
+	return hp, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // portColon is the index of a ':' outside brackets (host:port), or -1.
@@ -303,12 +399,42 @@ func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 
 // readGroupVars reads group_vars/<group>.yml|.yaml|<group>/ files.
 func (inv *inventory) readGroupVars(dir string) error {
+	return inv.readVarsDir(dir, "group_vars", "group", func(name string) (map[string]invVar, bool) {
+		g, ok := inv.groups[name]
+		if !ok {
+			return nil, false
+		}
+		if g.fileVars == nil {
+			g.fileVars = map[string]invVar{}
+		}
+		return g.fileVars, true
+	})
+}
+
+// readHostVars reads host_vars/<host>.yml|.yaml|<host>/ files.
+func (inv *inventory) readHostVars(dir string) error {
+	return inv.readVarsDir(dir, "host_vars", "host", func(name string) (map[string]invVar, bool) {
+		h, ok := inv.hosts[name]
+		if !ok {
+			return nil, false
+		}
+		if h.fileVars == nil {
+			h.fileVars = map[string]invVar{}
+		}
+		return h.fileVars, true
+	})
+}
+
+// readVarsDir reads <dir>/<name>.yml|.yaml and <dir>/<name>/*.yml|.yaml
+// into the map target gives for name (what says what a name is, in
+// warnings about names the inventory does not have).
+func (inv *inventory) readVarsDir(dir, kind, what string, target func(name string) (map[string]invVar, bool)) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("load inventory: group_vars: %w", err)
+		return fmt.Errorf("load inventory: %s: %w", kind, err)
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -316,11 +442,11 @@ func (inv *inventory) readGroupVars(dir string) error {
 			continue
 		}
 		var files []string
-		group := name
+		owner := name
 		if e.IsDir() {
 			sub, err := os.ReadDir(filepath.Join(dir, name))
 			if err != nil {
-				return fmt.Errorf("load inventory: group_vars: %w", err)
+				return fmt.Errorf("load inventory: %s: %w", kind, err)
 			}
 			for _, s := range sub {
 				if ext := filepath.Ext(s.Name()); !s.IsDir() && (ext == ".yml" || ext == ".yaml") {
@@ -332,12 +458,12 @@ func (inv *inventory) readGroupVars(dir string) error {
 			if ext != ".yml" && ext != ".yaml" {
 				continue
 			}
-			group = strings.TrimSuffix(name, ext)
+			owner = strings.TrimSuffix(name, ext)
 			files = []string{filepath.Join(dir, name)}
 		}
-		g, ok := inv.groups[group]
+		m, ok := target(owner)
 		if !ok {
-			inv.warnf(filepath.Join(dir, name), 0, "group %q is not in the inventory; file ignored", group)
+			inv.warnf(filepath.Join(dir, name), 0, "%s %q is not in the inventory; file ignored", what, owner)
 			continue
 		}
 		for _, f := range files {
@@ -345,32 +471,42 @@ func (inv *inventory) readGroupVars(dir string) error {
 			if err != nil {
 				return fmt.Errorf("load inventory: %w", err)
 			}
-			inv.parseGroupVars(g, f, data)
+			inv.parseVarsFile(m, f, data)
 		}
 	}
 	return nil
 }
 
-func (inv *inventory) parseGroupVars(g *invGroup, file string, data []byte) {
+// parseVarsFile reads one group_vars or host_vars file, a mapping of
+// variable names to values, into m.
+func (inv *inventory) parseVarsFile(m map[string]invVar, file string, data []byte) {
+	inv.secrets.scan(data)
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		fe := yamlError(file, data, err).(*ValidationError)
-		inv.probs = append(inv.probs, fe.Problems...)
+		for _, p := range fe.Problems {
+			inv.problem(p)
+		}
 		return
 	}
+	inv.secrets.addYAML(&doc, 0)
 	if len(doc.Content) == 0 {
 		return
 	}
-	m := doc.Content[0]
-	if m.Kind != yaml.MappingNode {
-		inv.errorf(file, m.Line, "expected a mapping of variable names to values")
+	top := doc.Content[0]
+	if top.Kind == yaml.ScalarNode && top.Tag == "!!null" {
+		return // a file of comments only
+	}
+	if top.Kind != yaml.MappingNode {
+		inv.errorf(file, top.Line, "expected a mapping of variable names to values")
 		return
 	}
-	if g.fileVars == nil {
-		g.fileVars = map[string]invVar{}
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k, v := m.Content[i], m.Content[i+1]
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := top.Content[i], top.Content[i+1]
+		if k.Kind != yaml.ScalarNode || !validVarName(k.Value) {
+			inv.errorf(file, k.Line, "a key is not a variable name (letters, digits and '_', not starting with a digit)")
+			continue
+		}
 		iv := invVar{file: file, line: k.Line}
 		if v.Kind == yaml.ScalarNode {
 			if v.Tag != "!!null" {
@@ -379,6 +515,6 @@ func (inv *inventory) parseGroupVars(g *invGroup, file string, data []byte) {
 		} else {
 			iv.nonScalar = true
 		}
-		g.fileVars[k.Value] = iv
+		m[k.Value] = iv
 	}
 }

@@ -1,8 +1,6 @@
 package raydeploy
 
 import (
-	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,7 +92,7 @@ func TestParseInventoryErrors(t *testing.T) {
 		{"bad fraction", "[head_nodes]\nh1 ray_cpu_fraction=120%\n", []string{`inv.ini:2: host h1: ray_cpu_fraction: "120%" is not a fraction in (0,1] or a percentage like 80%`}},
 		{"bad memory", "[head_nodes]\nh1 ray_memory=lots\n", []string{`inv.ini:2: host h1: ray_memory: invalid size "lots": want a number of bytes with an optional unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)`}},
 		{"local connection", "[head_nodes]\nh1 ansible_connection=local\n", []string{"inv.ini:2: host h1: ansible_connection=local: raydeploy reaches nodes over SSH only"}},
-		{"bad range", "[head_nodes]\nh[3:1]\n", []string{`inv.ini:2: host pattern: "h[3:1]": range must be ascending with at most 4096 hosts`}},
+		{"bad range", "[head_nodes]\nh[3:1]\n", []string{`inv.ini:2: host pattern: "h[3:1]": range must be ascending`}},
 		{"bad host port", "[head_nodes]\nh1:99999\n", []string{`inv.ini:2: host pattern: "h1:99999": port after ':' must be 1-65535`}},
 		{"children cycle", "[head_nodes]\nh1\n[a:children]\nb\n[b:children]\na\n", []string{"inv.ini:4: group a: children cycle through b"}},
 	}
@@ -230,65 +228,5 @@ func TestLoadInventoryGroupVarsErrors(t *testing.T) {
 	_, _, err = LoadInventory(dir, InventoryOptions{})
 	if got := problemStrings(t, err); len(got) == 0 || !strings.HasPrefix(got[0], gv+"/all.yml:1: ") {
 		t.Errorf("YAML syntax error = %v, want one naming all.yml:1", got)
-	}
-}
-
-// FuzzParseInventory: never panics; a parsed Cluster validates or returns a
-// *ValidationError; its passwords never show when it is printed or marshalled.
-func FuzzParseInventory(f *testing.F) {
-	data, err := os.ReadFile("testdata/seed/inventory.ini")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(data)
-	f.Add([]byte("[head_nodes]\nh[01:03]:22 ansible_port=22\n[worker_nodes]\nw[a:c] 'x'=\"y\"\n[a:children]\nhead_nodes\n"))
-	f.Add([]byte("[head_nodes]\nh1 ray_cpu_fraction=80% ray_num_cpus=2 ray_memory=1GiB\n[all:vars]\nray_shm_size='2G'\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, _, err := ParseInventory("inv.ini", data, InventoryOptions{})
-		if err != nil {
-			if _, ok := err.(*ValidationError); !ok {
-				t.Fatalf("error %T is not a *ValidationError: %v", err, err)
-			}
-			return
-		}
-		assertSecretsHidden(t, c)
-		if err := c.Validate(); err != nil {
-			if _, ok := err.(*ValidationError); !ok {
-				t.Fatalf("validation error %T: %v", err, err)
-			}
-			return
-		}
-		_ = c.WithDefaults().Validate()
-	})
-}
-
-// assertSecretsHidden fails if a password of c shows in its %+v or JSON
-// rendering, unless the same text also shows with every secret removed
-// (it is then some other field's value, like a host name).
-func assertSecretsHidden(t *testing.T, c *Cluster) {
-	t.Helper()
-	render := func(c *Cluster) string {
-		j, _ := json.Marshal(c)
-		return fmt.Sprintf("%+v %#v %s", c, c, j)
-	}
-	var secrets []string
-	cleared := c.clone()
-	clear := func(a *Auth) {
-		for _, s := range []Secret{a.Password, a.SudoPassword} {
-			if v := s.Reveal(); len(v) >= 8 {
-				secrets = append(secrets, v)
-			}
-		}
-		a.Password, a.SudoPassword = Secret{}, Secret{}
-	}
-	clear(&cleared.Head.Auth)
-	for i := range cleared.Workers {
-		clear(&cleared.Workers[i].Auth)
-	}
-	with, without := render(c), render(cleared)
-	for _, s := range secrets {
-		if strings.Contains(with, s) && !strings.Contains(without, s) {
-			t.Fatalf("secret %q shows in the rendering: %s", s, with)
-		}
 	}
 }

@@ -27,6 +27,9 @@ func (inv *inventory) warnUnsupported() {
 		for k, v := range h.vars {
 			defs = append(defs, def{k, v})
 		}
+		for k, v := range h.fileVars {
+			defs = append(defs, def{k, v})
+		}
 	}
 	slices.SortFunc(defs, func(a, b def) int {
 		return cmp.Or(cmp.Compare(a.v.file, b.v.file), cmp.Compare(a.v.line, b.v.line), cmp.Compare(a.name, b.name))
@@ -41,101 +44,130 @@ func (inv *inventory) warnUnsupported() {
 	}
 }
 
-// hostGroups returns the groups host belongs to, directly or through
-// children, sorted by depth then name: Ansible's order of precedence.
-func (inv *inventory) hostGroups(host string, depth map[string]int, parents map[string][]string) []string {
-	set := map[string]bool{"all": true}
-	var up func(g string)
-	up = func(g string) {
-		if set[g] {
-			return
-		}
-		set[g] = true
-		for _, p := range parents[g] {
-			up(p)
+// groupGraph is the inventory's groups resolved once: each group's depth
+// below "all" and its parents, and the resolved variables of each distinct
+// set of direct groups a host has (most hosts share one), so resolving the
+// hosts costs the size of the inventory, not hosts times groups.
+type groupGraph struct {
+	depth   map[string]int
+	parents map[string][]string
+	merged  map[string]map[string]invVar // by the host's direct groups, joined
+}
+
+// groupDepths computes each group's depth below "all" (its longest path of
+// :children links from a top group) and reports cycles, in one pass over
+// the groups and their links (iterative: a chain of any length is fine).
+func (inv *inventory) groupDepths() *groupGraph {
+	gg := &groupGraph{depth: map[string]int{"all": 0}, parents: map[string][]string{}, merged: map[string]map[string]invVar{}}
+	names := sortedKeys(inv.groups)
+	type edge struct{ parent, child string }
+	seen := map[edge]bool{}
+	for _, name := range names {
+		for _, c := range inv.groups[name].children {
+			if e := (edge{name, c.name}); !seen[e] {
+				seen[e] = true
+				gg.parents[c.name] = append(gg.parents[c.name], name)
+			}
 		}
 	}
-	for _, g := range inv.hosts[host].groups {
-		up(g)
+	const (
+		visiting = 1
+		done     = 2
+	)
+	state := map[string]int{}
+	type frame struct {
+		g string
+		i int // next parent to visit
+		d int // depth so far
+	}
+	for _, root := range names {
+		if root == "all" || state[root] != 0 {
+			continue
+		}
+		stack := []frame{{g: root, d: 1}}
+		state[root] = visiting
+		for len(stack) > 0 {
+			f := &stack[len(stack)-1]
+			ps := gg.parents[f.g]
+			if f.i == len(ps) {
+				state[f.g] = done
+				gg.depth[f.g] = f.d
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 {
+					top := &stack[len(stack)-1]
+					top.d = max(top.d, f.d+1)
+				}
+				continue
+			}
+			p := ps[f.i]
+			f.i++
+			switch {
+			case p == "all":
+			case state[p] == visiting:
+				line := 0
+				for _, c := range inv.groups[p].children {
+					if c.name == f.g {
+						line = c.line
+					}
+				}
+				inv.errorf(inv.file, line, "group %s: children cycle through %s", p, f.g)
+			case state[p] == done:
+				f.d = max(f.d, gg.depth[p]+1)
+			default:
+				state[p] = visiting
+				stack = append(stack, frame{g: p, d: 1})
+			}
+		}
+	}
+	return gg
+}
+
+// hostGroups returns the groups of a host whose direct groups are direct,
+// through children too, sorted by depth then name: Ansible's order of
+// precedence.
+func (inv *inventory) hostGroups(gg *groupGraph, direct []string) []string {
+	set := map[string]bool{"all": true}
+	stack := slices.Clone(direct)
+	for len(stack) > 0 {
+		g := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if set[g] {
+			continue
+		}
+		set[g] = true
+		stack = append(stack, gg.parents[g]...)
 	}
 	out := make([]string, 0, len(set))
 	for g := range set {
 		out = append(out, g)
 	}
-	slices.SortFunc(out, func(a, b string) int { return cmp.Or(cmp.Compare(depth[a], depth[b]), cmp.Compare(a, b)) })
+	slices.SortFunc(out, func(a, b string) int { return cmp.Or(cmp.Compare(gg.depth[a], gg.depth[b]), cmp.Compare(a, b)) })
 	return out
-}
-
-// groupDepths computes each group's depth below "all" and reports cycles.
-func (inv *inventory) groupDepths() (map[string]int, map[string][]string) {
-	parents := map[string][]string{}
-	for _, name := range sortedKeys(inv.groups) {
-		for _, c := range inv.groups[name].children {
-			if !slices.Contains(parents[c.name], name) {
-				parents[c.name] = append(parents[c.name], name)
-			}
-		}
-	}
-	depth := map[string]int{"all": 0}
-	state := map[string]int{} // 1 visiting, 2 done
-	var visit func(g string) int
-	visit = func(g string) int {
-		if g == "all" {
-			return 0
-		}
-		switch state[g] {
-		case 1:
-			return 1
-		case 2:
-			return depth[g]
-		}
-		state[g] = 1
-		d := 1
-		for _, p := range parents[g] {
-			if state[p] == 1 {
-				line := 0
-				for _, c := range inv.groups[p].children {
-					if c.name == g {
-						line = c.line
-					}
-				}
-				inv.errorf(inv.file, line, "group %s: children cycle through %s", p, g)
-				continue
-			}
-			d = max(d, visit(p)+1)
-		}
-		state[g] = 2
-		depth[g] = d
-		return d
-	}
-	for _, name := range sortedKeys(inv.groups) {
-		visit(name)
-	}
-	return depth, parents
 }
 
 // members lists the hosts of a group and its descendants, in file order.
 func (inv *inventory) members(group string) []string {
 	set := map[string]bool{}
 	seen := map[string]bool{}
-	var walk func(g string)
-	walk = func(g string) {
+	stack := []string{group}
+	for len(stack) > 0 {
+		g := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
 		if seen[g] {
-			return
+			continue
 		}
 		seen[g] = true
 		gr, ok := inv.groups[g]
 		if !ok {
-			return
+			continue
 		}
 		for _, h := range gr.hosts {
 			set[h] = true
 		}
 		for _, c := range gr.children {
-			walk(c.name)
+			stack = append(stack, c.name)
 		}
 	}
-	walk(group)
 	var out []string
 	for _, h := range inv.hostOrder {
 		if set[h] {
@@ -147,25 +179,40 @@ func (inv *inventory) members(group string) []string {
 
 // hostVars resolves a host's variables with Ansible's precedence, lowest
 // first: inventory-file group vars (by depth), group_vars/all,
-// group_vars/<group> (by depth), host-line vars.
-func (inv *inventory) hostVars(host string, depth map[string]int, parents map[string][]string) map[string]invVar {
-	groups := inv.hostGroups(host, depth, parents)
-	out := map[string]invVar{}
+// group_vars/<group> (by depth), host-line vars, host_vars/<host>. The
+// group part is resolved once per distinct set of direct groups.
+func (inv *inventory) hostVars(host string, gg *groupGraph) map[string]invVar {
+	h := inv.hosts[host]
+	key := strings.Join(h.groups, "\x00")
+	base, ok := gg.merged[key]
 	rank := 0
-	overlay := func(m map[string]invVar) {
+	overlay := func(dst, m map[string]invVar) {
 		rank++
 		for k, v := range m {
 			v.rank = rank
-			out[k] = v
+			dst[k] = v
 		}
 	}
-	for _, g := range groups {
-		overlay(inv.groups[g].vars)
+	if !ok {
+		base = map[string]invVar{}
+		groups := inv.hostGroups(gg, h.groups)
+		for _, g := range groups {
+			overlay(base, inv.groups[g].vars)
+		}
+		for _, g := range groups {
+			overlay(base, inv.groups[g].fileVars)
+		}
+		gg.merged[key] = base
 	}
-	for _, g := range groups {
-		overlay(inv.groups[g].fileVars)
+	out := make(map[string]invVar, len(base)+len(h.vars))
+	top := 0
+	for k, v := range base {
+		out[k] = v
+		top = max(top, v.rank)
 	}
-	overlay(inv.hosts[host].vars)
+	rank = top
+	overlay(out, h.vars)
+	overlay(out, h.fileVars)
 	return out
 }
 
