@@ -73,8 +73,10 @@ func (p Plan) Empty() bool { return len(p.Items) == 0 && len(p.Errors) == 0 }
 // Nodes lists the distinct nodes in the plan, in order of first appearance.
 func (p Plan) Nodes() []string {
 	var out []string
+	seen := make(map[string]bool, len(p.Items))
 	for _, it := range p.Items {
-		if !slices.Contains(out, it.Node) {
+		if !seen[it.Node] {
+			seen[it.Node] = true
 			out = append(out, it.Node)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -491,8 +490,12 @@ func (r *Runner) runOne(ctx context.Context, l *Ledger, c Checkpoint) (Checkpoin
 		r.ev.emit(NodeFinished{Checkpoint: name, Node: n, Status: nr.Status, Summary: nr.Summary, Err: res.Err, At: end})
 		r.log.Info("node finished", "checkpoint", name, "node", n, "status", nr.Status)
 	}
+	isPlanned := make(map[string]bool, len(planned))
+	for _, n := range planned {
+		isPlanned[n] = true
+	}
 	for _, n := range r.nodesOf(c) {
-		if !slices.Contains(planned, n) {
+		if !isPlanned[n] {
 			nr := l.Node(name, n)
 			*nr = NodeRecord{Status: StatusSkippedSatisfied, StartedAt: end, EndedAt: end, Summary: "nothing planned"}
 		}

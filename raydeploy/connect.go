@@ -182,6 +182,17 @@ func forwardingRefused(err error) bool {
 	return errors.As(err, &oce) || strings.Contains(err.Error(), "ssh: rejected")
 }
 
+// releaseIdle closes the node's idle Docker API connections (the client
+// stays usable and dials again when next used).
+func (c *connector) releaseIdle(n Node) {
+	c.mu.Lock()
+	e := c.engines[n.ID()]
+	c.mu.Unlock()
+	if e != nil {
+		_ = e.Close()
+	}
+}
+
 // reconnect drops the node's connection so that the next use dials a new
 // login session (needed after the user was added to group docker).
 func (c *connector) reconnect(ctx context.Context, n Node) {

@@ -66,7 +66,7 @@ true`
 func (c *cleanupExisting) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	d := c.d
 	p := checkpoint.Plan{Checkpoint: c.Name()}
-	items, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.cleanupItems)
+	items, err := fanMap(ctx, d, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.cleanupItems)
 	for _, n := range d.cluster.Nodes() {
 		p.Items = append(p.Items, items[n.ID()]...)
 	}

@@ -45,7 +45,7 @@ const (
 func (c *dockerInstallation) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	d := c.d
 	p := checkpoint.Plan{Checkpoint: c.Name()}
-	items, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, func(ctx context.Context, n Node) ([]checkpoint.PlanItem, error) {
+	items, err := fanMap(ctx, d, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, func(ctx context.Context, n Node) ([]checkpoint.PlanItem, error) {
 		f, err := d.nodeFacts(ctx, n)
 		if err != nil {
 			return nil, err

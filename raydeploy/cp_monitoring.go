@@ -82,7 +82,7 @@ type nodeMonitoring struct {
 func (c *monitoringDeployment) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	d := c.d
 	p := checkpoint.Plan{Checkpoint: c.Name()}
-	states, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.planMonitoringNode)
+	states, err := fanMap(ctx, d, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.planMonitoringNode)
 	for _, n := range d.cluster.Nodes() {
 		p.Items = append(p.Items, states[n.ID()].items...)
 	}
@@ -262,7 +262,7 @@ func (c *monitoringDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]ch
 			ready = append(ready, n)
 		}
 	}
-	summaries, err := fanout.Map(ctx, ready, fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name(), Logger: d.log}, func(ctx context.Context, n Node) (string, error) {
+	summaries, err := fanMap(ctx, d, ready, fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name(), Logger: d.log}, func(ctx context.Context, n Node) (string, error) {
 		return d.runMonitoringNode(ctx, n, states[n.ID()])
 	})
 	fail(err)

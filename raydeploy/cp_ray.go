@@ -3,7 +3,6 @@ package raydeploy
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/dockerx"
@@ -39,7 +38,7 @@ const (
 func (c *rayDeployment) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	d := c.d
 	p := checkpoint.Plan{Checkpoint: c.Name()}
-	states, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.planRayNode)
+	states, err := fanMap(ctx, d, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: c.Name() + " plan"}, d.planRayNode)
 	for _, n := range d.cluster.Nodes() {
 		p.Items = append(p.Items, states[n.ID()].items()...)
 	}
@@ -87,9 +86,11 @@ func (c *rayDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoin
 		return nil, err
 	}
 	var nodes []Node
+	inPlan := map[string]bool{}
 	for _, n := range d.cluster.Nodes() {
-		if len(planned[n.ID()].items()) > 0 {
+		if cp := planned[n.ID()]; cp.image != nil || cp.item != nil {
 			nodes = append(nodes, n)
+			inPlan[n.ID()] = true
 		}
 	}
 	failed := map[string]error{}
@@ -138,7 +139,7 @@ func (c *rayDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoin
 	if err != nil {
 		return nil, err
 	}
-	if slices.ContainsFunc(nodes, func(n Node) bool { return n.ID() == head.ID() }) && failed[head.ID()] == nil {
+	if inPlan[head.ID()] && failed[head.ID()] == nil {
 		if err := d.fanout(ctx, []Node{head}, c.Name(), start); err != nil {
 			fail(err)
 		} else if err := d.waitDashboard(ctx, dash); err != nil {
@@ -176,7 +177,7 @@ func (c *rayDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]checkpoin
 	for _, n := range waitFor {
 		if a, ok := alive[n.ID()]; ok {
 			summary[n.ID()] = fmt.Sprintf("ALIVE with %g CPUs, %s", a.CPUs(), versions)
-		} else if slices.ContainsFunc(nodes, func(m Node) bool { return m.ID() == n.ID() }) {
+		} else if inPlan[n.ID()] {
 			failed[n.ID()] = &checkpoint.NodeError{Node: n.ID(), Op: c.Name(), Err: fmt.Errorf("not ALIVE with %d CPUs in Ray's dashboard after %s", d.expectedCPUsOf(ctx, n), d.opts.ReadyTimeout)}
 		}
 	}

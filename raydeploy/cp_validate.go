@@ -108,7 +108,7 @@ func (d *Deployer) Validate(ctx context.Context, o ValidateOptions) (*Validation
 		detail string
 		err    error
 	}
-	states, _ := fanout.Map(ctx, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: "validate"}, func(ctx context.Context, n Node) (ctr, error) {
+	states, _ := fanMap(ctx, d, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: "validate"}, func(ctx context.Context, n Node) (ctr, error) {
 		e, err := d.conn.docker(ctx, n)
 		if err != nil {
 			return ctr{err: err}, nil

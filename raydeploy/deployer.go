@@ -38,7 +38,9 @@ const (
 	// ImagePull pulls on every node from its registry.
 	ImagePull ImagePolicy = "pull"
 	// ImageSideLoad streams the image from the controller's Docker Engine
-	// (or ImageFile) to each node over SSH: no registry needed.
+	// (or ImageFile) to each node over SSH: no registry needed. Layers a
+	// node already has (the base its other images share) are left out of
+	// the stream; TransferProgress.Skipped counts them.
 	ImageSideLoad ImagePolicy = "side-load"
 )
 
@@ -328,7 +330,22 @@ func (d *Deployer) refreshFacts(ctx context.Context, n Node) (Facts, error) {
 
 // fanout runs fn on every node with the Deployer's concurrency.
 func (d *Deployer) fanout(ctx context.Context, nodes []Node, op string, fn func(ctx context.Context, n Node) error) error {
-	return fanout.Each(ctx, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: op, Logger: d.log}, fn)
+	_, err := fanMap(ctx, d, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: op, Logger: d.log}, func(ctx context.Context, n Node) (struct{}, error) {
+		return struct{}{}, fn(ctx, n)
+	})
+	return err
+}
+
+// fanMap is fanout.Map that lets go of each node's idle Docker API
+// connections once the node's call returns: a node done with a step then
+// holds only its SSH connection (an idle Docker connection costs four
+// goroutines and two buffers, which on a thousand nodes is most of the
+// memory), and the next step opens a new channel for one round trip.
+func fanMap[T any](ctx context.Context, d *Deployer, nodes []Node, opts fanout.Options, fn func(ctx context.Context, n Node) (T, error)) (map[string]T, error) {
+	return fanout.Map(ctx, nodes, opts, func(ctx context.Context, n Node) (T, error) {
+		defer d.conn.releaseIdle(n)
+		return fn(ctx, n)
+	})
 }
 
 // results turns a fan-out error into one NodeResult per node: failed nodes

@@ -31,7 +31,7 @@ func (c *down) Risks() []string {
 func (c *down) Plan(ctx context.Context) (checkpoint.Plan, error) {
 	d := c.d
 	p := checkpoint.Plan{Checkpoint: c.Name()}
-	owned, err := fanout.Map(ctx, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: "down plan"}, func(ctx context.Context, n Node) ([]dockerx.Container, error) {
+	owned, err := fanMap(ctx, d, d.cluster.Nodes(), fanout.Options{Concurrency: d.opts.Concurrency, Op: "down plan"}, func(ctx context.Context, n Node) ([]dockerx.Container, error) {
 		e, err := d.conn.docker(ctx, n)
 		if err != nil {
 			return nil, err

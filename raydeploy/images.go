@@ -41,8 +41,11 @@ func (d *Deployer) distributeImage(ctx context.Context, image string, nodes []No
 		if file == "" {
 			return e.Pull(ctx, image, nil)
 		}
-		sent, finish := d.transferProgress(ctx, n.ID(), image, size)
-		err = dockerx.SideLoad(ctx, file, image, wantID, e, func(_ string, n int64) { sent.Store(n) })
+		tr, finish := d.transferProgress(ctx, n.ID(), image, size)
+		err = dockerx.SideLoadWith(ctx, file, image, wantID, e, dockerx.SideLoadOptions{
+			Progress: func(_ string, n int64) { tr.sent.Store(n) },
+			Planned:  tr.planned,
+		})
 		finish(err)
 		return err
 	})

@@ -16,7 +16,7 @@ import (
 // Python versions and refuses to go on unless they are the same everywhere.
 func (d *Deployer) checkVersions(ctx context.Context, nodes []Node, skip map[string]error) (string, error) {
 	image := d.cluster.Ray.Image
-	ids, err := fanout.Map(ctx, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: "image"}, func(ctx context.Context, n Node) (string, error) {
+	ids, err := fanMap(ctx, d, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: "image"}, func(ctx context.Context, n Node) (string, error) {
 		if skip[n.ID()] != nil {
 			return "", nil
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/internal/testenv"
 	"github.com/raydeploy/sdk/raydeploy"
 	"github.com/raydeploy/sdk/tts"
 )
@@ -19,7 +20,14 @@ func TestTTSOnCluster(t *testing.T) {
 	tb := newTestbed(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
+	// A build gets a new ID each time: one build of the tag at a time,
+	// across the packages and copies of the suite that run at once.
+	unlock, err := testenv.Lock(ctx, "tts-image.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tag, err := tts.BuildImage(ctx, tb.image, nil)
+	unlock()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,14 @@ func TestImageRunsTheApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A build gets a new ID each time: one build of the tag at a time,
+	// across the packages and copies of the suite that run at once.
+	unlock, err := testenv.Lock(ctx, "tts-image.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tag, err := BuildImage(ctx, base, func(line string) { t.Log(line) })
+	unlock()
 	if err != nil {
 		t.Fatal(err)
 	}

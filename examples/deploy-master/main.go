@@ -61,7 +61,7 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
-	deploy, autoApprove, resume, list, dryRun, down, verbose bool
+	deploy, autoApprove, resume, list, dryRun, down, verbose, imageRelay bool
 
 	only, startFrom, config, stateDir, approval, imageFile, images, output string
 
@@ -87,6 +87,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.approval, "approval", approvalDefault, "how approvals are given: terminal, file (<state-dir>/approvals/<checkpoint>.json), terminal+file, or auto (never destructive)")
 	fs.StringVar(&o.imageFile, "image-file", "", "docker-save `TAR` to side-load the Ray image from")
 	fs.StringVar(&o.images, "images", string(raydeploy.ImageAuto), "how the Ray image reaches nodes: auto, pull or side-load")
+	fs.BoolVar(&o.imageRelay, "image-relay", false, "side-load through the nodes: the controller sends the Ray image once and each node passes it on to the next over SSH, "+
+		"with a one-time key per hop (needs the nodes' sshd reachable from each other and the OpenSSH client on them; a node the relay misses is side-loaded directly). "+
+		"Off by default: it adds a temporary, restricted authorized_keys line on every node while the image passes")
 	fs.StringVar(&o.output, "output", "text", "what goes to stdout: text (for people) or json (one document, schema raydeploy.plan/v1 or raydeploy.run/v1; progress then goes to stderr)")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs on stderr")
 	fs.Usage = func() {
@@ -132,6 +135,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.imageFile != "" && raydeploy.ImagePolicy(o.images) == raydeploy.ImagePull {
 		return nil, errors.New("--image-file needs --images auto or side-load")
 	}
+	if o.imageRelay && raydeploy.ImagePolicy(o.images) == raydeploy.ImagePull {
+		return nil, errors.New("--image-relay needs --images auto or side-load (pulling nodes fetch the image themselves)")
+	}
 	return &o, nil
 }
 
@@ -176,6 +182,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Logger:        logger,
 		Images:        raydeploy.ImagePolicy(o.images),
 		ImageFile:     o.imageFile,
+		ImageRelay:    o.imageRelay,
 		ResumeCommand: resumeCommand(o),
 	}
 	// A Deployer without an Approver creates nothing: it checks the
@@ -543,6 +550,9 @@ func resumeCommand(o *options) string {
 	}
 	if o.imageFile != "" {
 		args = append(args, "--image-file", abs(o.imageFile))
+	}
+	if o.imageRelay {
+		args = append(args, "--image-relay")
 	}
 	for i, a := range args {
 		args[i] = shellQuote(a)

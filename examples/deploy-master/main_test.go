@@ -99,6 +99,7 @@ func TestFlagErrors(t *testing.T) {
 		{"auto-approve and approval", []string{"--config", cfg, "--deploy", "--auto-approve", "--approval", "file"}, "--auto-approve or --approval"},
 		{"bad images", []string{"--config", cfg, "--deploy", "--images", "scp"}, `--images "scp"`},
 		{"image file with pull", []string{"--config", cfg, "--deploy", "--images", "pull", "--image-file", "ray.tar"}, "--image-file needs"},
+		{"image relay with pull", []string{"--config", cfg, "--deploy", "--images", "pull", "--image-relay"}, "--image-relay needs"},
 		{"missing file", []string{"--config", filepath.Join(t.TempDir(), "nope.yaml"), "--deploy"}, "nope.yaml"},
 	}
 	for _, tt := range tests {
@@ -363,6 +364,8 @@ func TestResumeCommand(t *testing.T) {
 			"deploy-master --checkpoint {checkpoint} --config '/x/my cluster.yaml' --state-dir /s --approval file --images side-load --image-file /i/ray.tar"},
 		{options{down: true, config: "/c.yaml", approval: approvalDefault, images: "auto"},
 			"deploy-master --down --config /c.yaml"},
+		{options{deploy: true, config: "/c.yaml", approval: approvalDefault, images: "side-load", imageRelay: true},
+			"deploy-master --deploy --resume --config /c.yaml --images side-load --image-relay"},
 	}
 	for _, tt := range tests {
 		if got := resumeCommand(&tt.o); got != tt.want {

@@ -228,16 +228,22 @@ func deployInto(ctx context.Context, cfgPath string, out io.Writer, logf func(st
 	if err := cluster.CheckLocal(); err != nil {
 		return err
 	}
+	var loads sideLoads
 	sideLoad := func(p raydeploy.TransferProgress) {
-		pr.Transfer("side-load "+p.Node+" "+p.Image, fmt.Sprintf("side-load %s to %s", p.Image, p.Node), p.Sent, p.Total, p.Elapsed, p.Done, p.Err)
+		label := fmt.Sprintf("side-load %s to %s", p.Image, p.Node)
+		if p.Skipped > 0 {
+			label += fmt.Sprintf(" (%s of layers it has left out)", progress.Bytes(p.Skipped))
+		}
+		pr.Transfer("side-load "+p.Node+" "+p.Image, label, p.Sent, p.Total, p.Elapsed, p.Done, p.Err)
+		loads.add(p)
 	}
-	first, err := timedDeploy(ctx, cluster, out, "first deploy", sideLoad)
+	first, err := timedDeploy(ctx, cluster, out, "first deploy", sideLoad, &loads)
 	if err != nil {
 		return err
 	}
 	var noop []time.Duration
 	for i := range 3 {
-		took, err := timedDeploy(ctx, cluster, out, fmt.Sprintf("no-op re-run %d", i+1), sideLoad)
+		took, err := timedDeploy(ctx, cluster, out, fmt.Sprintf("no-op re-run %d", i+1), sideLoad, &loads)
 		if err != nil {
 			return err
 		}
@@ -249,9 +255,34 @@ func deployInto(ctx context.Context, cfgPath string, out io.Writer, logf func(st
 	return nil
 }
 
+// sideLoads sums the finished side-loads of one deploy.
+type sideLoads struct {
+	mu            sync.Mutex
+	sent, skipped int64
+	n             int
+}
+
+func (s *sideLoads) add(p raydeploy.TransferProgress) {
+	if !p.Done || p.Err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent, s.skipped, s.n = s.sent+p.Sent, s.skipped+p.Skipped, s.n+1
+}
+
+// take returns the sums so far and starts again from zero.
+func (s *sideLoads) take() (sent, skipped int64, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sent, skipped, n = s.sent, s.skipped, s.n
+	s.sent, s.skipped, s.n = 0, 0, 0
+	return sent, skipped, n
+}
+
 // timedDeploy runs one Deploy and prints one line per checkpoint with its
-// outcome and duration.
-func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, out io.Writer, title string, sideLoad func(raydeploy.TransferProgress)) (time.Duration, error) {
+// outcome and duration, and what was side-loaded.
+func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, out io.Writer, title string, sideLoad func(raydeploy.TransferProgress), loads *sideLoads) (time.Duration, error) {
 	var mu sync.Mutex
 	started := map[string]time.Time{}
 	lines := []string{}
@@ -284,6 +315,9 @@ func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, out io.Writer,
 	mu.Lock()
 	fmt.Fprintf(out, "\n%s: %s\n%s\n", title, took.Round(time.Millisecond), strings.Join(lines, "\n"))
 	mu.Unlock()
+	if sent, skipped, n := loads.take(); n > 0 {
+		fmt.Fprintf(out, "  side-loaded %s in %d transfer(s); %s of layers the nodes had were not sent\n", progress.Bytes(sent), n, progress.Bytes(skipped))
+	}
 	if err != nil {
 		return took, errors.Join(fmt.Errorf("%s failed", title), err)
 	}

@@ -110,18 +110,49 @@ type SideLoadProgress func(node string, sent int64)
 // SideLoad copies the image ref from the tar file at path (docker save
 // format) into dst and checks that dst then has the image with ID wantID.
 // Air-gapped sites need no registry: the bytes travel over the node's SSH
-// connection.
+// connection. Layers the node already has are not sent (see SideLoadWith).
 func SideLoad(ctx context.Context, path, ref, wantID string, dst *Engine, progress SideLoadProgress) error {
-	f, err := os.Open(path)
+	return SideLoadWith(ctx, path, ref, wantID, dst, SideLoadOptions{Progress: progress})
+}
+
+// SideLoadOptions tune SideLoadWith.
+type SideLoadOptions struct {
+	// Progress is called with the bytes sent so far; may be nil.
+	Progress SideLoadProgress
+	// Planned, when set, is called before the bytes go out with how many
+	// will be sent and how many stay behind because the node has those
+	// layers (again, with skipped 0, if the node refuses the shorter
+	// archive and every layer is sent after all).
+	Planned func(send, skipped int64)
+}
+
+// SideLoadWith is SideLoad with options. Images that derive from one base
+// share its layers, so a node that has one of them (or any image built on
+// the same layers) needs only the layers above: SideLoadWith asks the
+// node's Engine which layer chains its images hold and leaves those layer
+// files out of the archive it streams. The Engine's loader (graph-driver
+// image store: overlay2, vfs, ...) finds such layers by chain ID and does
+// not read them; with the containerd image store every layer is sent. Should
+// the Engine refuse the shorter archive, every layer is sent. The image ID
+// is checked either way.
+func SideLoadWith(ctx context.Context, path, ref, wantID string, dst *Engine, o SideLoadOptions) error {
+	fi, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("side-load %s to %s: %w", ref, dst.node, err)
 	}
-	defer f.Close()
-	var r io.Reader = f
-	if progress != nil {
-		r = &countingReader{r: f, fn: func(n int64) { progress(dst.node, n) }}
+	skip, skipped := dst.knownLayers(ctx, path, ref)
+	if o.Planned != nil {
+		o.Planned(max(fi.Size()-skipped, 0), skipped)
 	}
-	if err := dst.Load(ctx, r); err != nil {
+	err = dst.loadArchive(ctx, path, skip, o.Progress)
+	if err != nil && len(skip) > 0 && ctx.Err() == nil {
+		dst.log.Warn("side-load without the layers the node has was refused; sending every layer", "image", ref, "err", err)
+		if o.Planned != nil {
+			o.Planned(fi.Size(), 0)
+		}
+		err = dst.loadArchive(ctx, path, nil, o.Progress)
+	}
+	if err != nil {
 		return fmt.Errorf("side-load %s: %w", ref, err)
 	}
 	got, err := dst.ImageID(ctx, ref)
@@ -132,6 +163,56 @@ func SideLoad(ctx context.Context, path, ref, wantID string, dst *Engine, progre
 		return fmt.Errorf("side-load %s to %s: %w: want %s, node has %s", ref, dst.node, ErrDigestMismatch, wantID, got)
 	}
 	return nil
+}
+
+// knownLayers returns the layer entries of the archive that e need not
+// receive and the bytes they take in it. Anything it cannot find out (an
+// archive it does not understand, an Engine that does not answer) means
+// sending everything.
+func (e *Engine) knownLayers(ctx context.Context, file, ref string) (map[string]bool, int64) {
+	graph, err := e.graphDriverStore(ctx)
+	if err != nil || !graph {
+		return nil, 0
+	}
+	a, err := readArchiveImage(file, ref)
+	if err != nil {
+		e.log.Debug("side-load: archive layers not read; sending every layer", "image", ref, "err", err)
+		return nil, 0
+	}
+	have, err := e.layerChains(ctx)
+	if err != nil {
+		return nil, 0
+	}
+	skip := a.skippable(have)
+	var n int64
+	for name := range skip {
+		n += tarEntryCost(a.sizes[name])
+	}
+	if len(skip) > 0 {
+		e.log.Debug("side-load: leaving out layers the node has", "image", ref, "layers", len(skip), "of", len(a.entries), "bytes", n)
+	}
+	return skip, n
+}
+
+// loadArchive streams the archive at file, without the entries in skip, into
+// e's Engine.
+func (e *Engine) loadArchive(ctx context.Context, file string, skip map[string]bool, progress SideLoadProgress) error {
+	var rc io.ReadCloser
+	if len(skip) == 0 {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		rc = f
+	} else {
+		rc = filterArchive(file, skip)
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if progress != nil {
+		r = &countingReader{r: rc, fn: func(n int64) { progress(e.node, n) }}
+	}
+	return e.Load(ctx, r)
 }
 
 // SaveToFile saves ref from the Engine into a new file in dir and returns its

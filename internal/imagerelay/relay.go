@@ -70,6 +70,9 @@ type Result struct {
 	Received map[string]time.Duration
 	// Chains are the pipelines used, node IDs in order.
 	Chains [][]string
+	// Setup is the time before the first byte was sent: probing, preparing
+	// and connecting the hops.
+	Setup time.Duration
 }
 
 // hop is one node's part in a chain.
@@ -88,6 +91,7 @@ type hop struct {
 // Distribute sends the docker-save archive at path to every node through
 // chains of nodes, as described in the package documentation.
 func Distribute(ctx context.Context, path string, nodes []Node, opts Options) (Result, error) {
+	begin := time.Now()
 	res := Result{Failed: map[string]error{}, Arrived: map[string]time.Duration{}, Received: map[string]time.Duration{}}
 	if len(nodes) == 0 {
 		return res, nil
@@ -155,8 +159,10 @@ func Distribute(ctx context.Context, path string, nodes []Node, opts Options) (R
 	if err := setup(ctx, all, opts.KeyLifetime); err != nil {
 		return res, err
 	}
+	connect(ctx, all, log)
 
 	start := time.Now()
+	res.Setup = start.Sub(begin)
 	var sent atomic.Int64
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -263,12 +269,13 @@ func newChain(c []Node) ([]*hop, error) {
 // authorized_keys line for its predecessor's key.
 func setup(ctx context.Context, all func(func(*hop) bool), lifetime time.Duration) error {
 	expiry := time.Now().UTC().Add(lifetime).Format("200601021504") + "Z" // Z: UTC, not the node's zone
+	persist := max(int(lifetime.Seconds()), 1)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
 	for h := range all {
 		wg.Go(func() {
-			out, err := h.node.Conn.Run(ctx, setupScript(h, expiry), sshx.WithStdin(strings.NewReader(string(h.key))),
+			out, err := h.node.Conn.Run(ctx, setupScript(h, expiry, persist), sshx.WithStdin(strings.NewReader(string(h.key))),
 				sshx.WithDisplay("prepare the image relay"))
 			if err == nil {
 				h.dir = strings.TrimSpace(string(out.Stdout))
@@ -287,11 +294,31 @@ func setup(ctx context.Context, all func(func(*hop) bool), lifetime time.Duratio
 	return errors.Join(errs...)
 }
 
+// connect opens every hop's SSH connection at once, once every
+// authorized_keys line is in place. A hop that fails here is logged and
+// left to relay.sh, which then connects by itself.
+func connect(ctx context.Context, all func(func(*hop) bool), log *slog.Logger) {
+	var wg sync.WaitGroup
+	for h := range all {
+		if h.next == nil {
+			continue
+		}
+		wg.Go(func() {
+			q := sshx.Quote(h.dir)
+			if _, err := h.node.Conn.Run(ctx, "sh "+q+"/connect.sh || { cat "+q+"/connect.out >&2; exit 1; }",
+				sshx.WithDisplay("connect the image relay hop")); err != nil {
+				log.Warn("image relay: hop not connected ahead; the relay connects by itself", "from", h.node.ID, "to", h.next.node.ID, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // relayDir is where a hop's files live, under the login user's home: the
 // token makes it unique, and setup creates it with mode 0700.
 func relayDir(h *hop) string { return "$HOME/.raydeploy-relay." + h.token[len("raydeploy-relay-"):] }
 
-func setupScript(h *hop, expiry string) string {
+func setupScript(h *hop, expiry string, persist int) string {
 	dir := relayDir(h)
 	var b strings.Builder
 	fmt.Fprintf(&b, "set -e\numask 077\nD=\"%s\"\nmkdir -m 700 \"$D\"\n", dir)
@@ -299,10 +326,20 @@ func setupScript(h *hop, expiry string) string {
 		n := h.next
 		kh := knownhosts.Line([]string{knownhosts.Normalize(net.JoinHostPort(n.node.Address, strconv.Itoa(n.node.Port)))}, n.node.Conn.HostKey())
 		fmt.Fprintf(&b, "cat > \"$D/key\"\nprintf '%%s\\n' %s > \"$D/known_hosts\"\n", sshx.Quote(kh))
-		ssh := fmt.Sprintf("ssh -F /dev/null -i \"$D/key\" -o UserKnownHostsFile=\"$D/known_hosts\" -o GlobalKnownHostsFile=/dev/null "+
+		base := fmt.Sprintf("ssh -F /dev/null -i \"$D/key\" -o UserKnownHostsFile=\"$D/known_hosts\" -o GlobalKnownHostsFile=/dev/null "+
 			"-o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=10 -o ServerAliveInterval=15 "+
-			"-o Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com "+
-			"-p %d %s@%s relay", n.node.Port, sshx.Quote(n.user), sshx.Quote(n.node.Address))
+			"-o Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com -S \"$D/ctl\" -p %d", n.node.Port)
+		dest := sshx.Quote(n.user) + "@" + sshx.Quote(n.node.Address)
+		// connect.sh: the hop's SSH connection, made before any byte
+		// flows (every node at once, not one after the other along the
+		// chain) and kept as a control master for relay.sh's session; it
+		// ends when clean-up says so or after persist seconds without a
+		// session. Should it fail, relay.sh connects by itself.
+		fmt.Fprintf(&b, "cat > \"$D/connect.sh\" <<'CONNECT'\n"+
+			"D=\"$(dirname \"$0\")\"\n"+
+			"exec %s -o ControlMaster=yes -o ControlPersist=%d -N -f %s < /dev/null > \"$D/connect.out\" 2>&1\n"+
+			"CONNECT\n", base, persist, dest)
+		ssh := base + " -o ControlMaster=no " + dest + " relay"
 		// relay.sh: pass the bytes on at the speed of the links and keep a
 		// copy on disk that docker load follows at its own pace (a slow
 		// load must not hold up the nodes after it); wait for the successor
@@ -437,7 +474,7 @@ func cleanup(ctx context.Context, all func(func(*hop) bool), log *slog.Logger) {
 	var wg sync.WaitGroup
 	for h := range all {
 		wg.Go(func() {
-			script := fmt.Sprintf("rm -rf \"%s\"\n", relayDir(h))
+			script := fmt.Sprintf("D=\"%s\"\n[ -S \"$D/ctl\" ] && ssh -F /dev/null -S \"$D/ctl\" -O exit relay-hop >/dev/null 2>&1\nrm -rf \"$D\"\n", relayDir(h))
 			if h.prev != nil {
 				script += fmt.Sprintf("f=\"$HOME/.ssh/authorized_keys\"\n"+
 					"if grep -qF %[1]s \"$f\" 2>/dev/null; then t=$(mktemp \"$HOME/.ssh/.authorized_keys.XXXXXX\") && "+

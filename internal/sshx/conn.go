@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"golang.org/x/crypto/ssh"
@@ -30,6 +29,10 @@ type Conn struct {
 	password Secret
 	sudoPath string
 	hostKey  ssh.PublicKey // the key the server proved, verified against known_hosts
+	keeper   *keeper       // sends its keepalives (nil: none)
+
+	kaInflight atomic.Bool  // a keepalive request is out
+	kaSent     atomic.Int64 // keepalive requests answered
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -47,12 +50,13 @@ type dialHooks struct {
 // timeout) with exponential backoff and never retrying authentication or
 // host key failures. Errors are *DialError.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
-	return dial(ctx, cfg, nil, nil)
+	return dial(ctx, cfg, nil, nil, nil)
 }
 
 // dial connects; jump, when non-nil, is a connected bastion not owned by the
-// result (Pool shares it).
-func dial(ctx context.Context, cfg Config, jump *Conn, hooks *dialHooks) (*Conn, error) {
+// result (Pool shares it); ks, when non-nil, shares keepalive senders
+// between connections (nil: the connection gets its own).
+func dial(ctx context.Context, cfg Config, jump *Conn, hooks *dialHooks, ks *keepers) (*Conn, error) {
 	cfg = cfg.withDefaults()
 	addr := cfg.Addr()
 	if err := cfg.validate(); err != nil {
@@ -66,7 +70,7 @@ func dial(ctx context.Context, cfg Config, jump *Conn, hooks *dialHooks) (*Conn,
 	ownsJump := false
 	if jump == nil && cfg.Jump != nil {
 		jc := inheritJump(cfg)
-		j, err := dial(ctx, jc, nil, hooks)
+		j, err := dial(ctx, jc, nil, hooks, ks)
 		if err != nil {
 			return nil, &DialError{Addr: addr, Via: jc.Addr(), Err: fmt.Errorf("jump host: %w", err)}
 		}
@@ -107,9 +111,11 @@ func dial(ctx context.Context, cfg Config, jump *Conn, hooks *dialHooks) (*Conn,
 	log := cfg.Logger.With(slog.String("node", addr))
 	var attempts int
 	var lastErr error
+	var ec *endConn
 	op := func() (*ssh.Client, error) {
 		attempts++
-		c, err := attempt(ctx, cfg, addr, jump, clientCfg, algos != nil)
+		c, e, err := attempt(ctx, cfg, addr, jump, clientCfg, algos != nil)
+		ec = e
 		if hooks != nil && hooks.attempt != nil {
 			hooks.attempt(attempts, err)
 		}
@@ -151,12 +157,14 @@ func dial(ctx context.Context, cfg Config, jump *Conn, hooks *dialHooks) (*Conn,
 	if k := hostKey.Load(); k != nil {
 		c.hostKey = *k
 	}
-	go func() {
-		err := client.Wait()
-		c.closeWith(fmt.Errorf("%w: %s: %v", ErrClosed, addr, err))
-	}()
+	// No goroutine waits for the end: the connection's reads report it.
+	ec.onEnd(func(err error) { c.closeWith(fmt.Errorf("%w: %s: %v", ErrClosed, addr, err)) })
 	if cfg.KeepaliveInterval > 0 {
-		go c.keepalive(cfg.KeepaliveInterval)
+		c.keeper = newKeeper(cfg.KeepaliveInterval)
+		if ks != nil {
+			c.keeper = ks.get(cfg.KeepaliveInterval)
+		}
+		c.keeper.add(c)
 	}
 	log.DebugContext(ctx, "ssh connected", slog.Int("attempts", attempts), slog.String("via", via))
 	return c, nil
@@ -177,7 +185,7 @@ func inheritJump(cfg Config) Config {
 
 // attempt makes one connection attempt: TCP (or a direct-tcpip channel of
 // the jump host) and the SSH handshake, bounded by ConnectTimeout and ctx.
-func attempt(ctx context.Context, cfg Config, addr string, jump *Conn, clientCfg *ssh.ClientConfig, restricted bool) (*ssh.Client, error) {
+func attempt(ctx context.Context, cfg Config, addr string, jump *Conn, clientCfg *ssh.ClientConfig, restricted bool) (*ssh.Client, *endConn, error) {
 	actx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
 	var nc net.Conn
@@ -189,22 +197,23 @@ func attempt(ctx context.Context, cfg Config, addr string, jump *Conn, clientCfg
 		nc, err = d.DialContext(actx, "tcp", addr)
 	}
 	if err != nil {
-		return nil, classify(addr, err, restricted)
+		return nil, nil, classify(addr, err, restricted)
 	}
+	ec := &endConn{Conn: nc}
 	stop := context.AfterFunc(actx, func() { _ = nc.Close() })
-	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, clientCfg)
+	sc, chans, reqs, err := ssh.NewClientConn(ec, addr, clientCfg)
 	if !stop() {
 		if err == nil {
 			_ = sc.Close()
 		}
 		_ = nc.Close()
-		return nil, fmt.Errorf("ssh handshake: %w", actx.Err())
+		return nil, nil, fmt.Errorf("ssh handshake: %w", actx.Err())
 	}
 	if err != nil {
 		_ = nc.Close()
-		return nil, classify(addr, err, restricted)
+		return nil, nil, classify(addr, err, restricted)
 	}
-	return ssh.NewClient(sc, chans, reqs), nil
+	return ssh.NewClient(sc, chans, reqs), ec, nil
 }
 
 // classify maps a dial error to our sentinels and says whether it may be
@@ -270,6 +279,9 @@ func (c *Conn) Close() error {
 		}
 		c.errMu.Unlock()
 		close(c.done)
+		if c.keeper != nil {
+			c.keeper.remove(c)
+		}
 		err = c.client.Close()
 		if errors.Is(err, net.ErrClosed) {
 			err = nil
@@ -291,48 +303,6 @@ func (c *Conn) closeWith(err error) {
 	}
 	c.errMu.Unlock()
 	_ = c.Close()
-}
-
-// keepalive sends keepalive@openssh.com every interval and closes the
-// connection when one fails or is not answered within the interval.
-func (c *Conn) keepalive(interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var inflight atomic.Bool
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		if inflight.Load() {
-			continue
-		}
-		inflight.Store(true)
-		res := make(chan error, 1)
-		go func() {
-			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
-			inflight.Store(false)
-			res <- err
-		}()
-		timer := time.NewTimer(interval)
-		select {
-		case err := <-res:
-			timer.Stop()
-			if err != nil {
-				c.log.Warn("ssh keepalive failed; closing connection", slog.Any("error", err))
-				c.closeWith(fmt.Errorf("%w: %s: keepalive failed: %v", ErrClosed, c.addr, err))
-				return
-			}
-		case <-timer.C:
-			c.log.Warn("ssh keepalive unanswered; closing connection", slog.Duration("waited", interval))
-			c.closeWith(fmt.Errorf("%w: %s: no answer to keepalive within %s", ErrClosed, c.addr, interval))
-			return
-		case <-c.done:
-			timer.Stop()
-			return
-		}
-	}
 }
 
 // DialContext opens a connection from the node to addr ("tcp": host:port as
@@ -367,4 +337,53 @@ func (c *Conn) wrapClosed(err error) error {
 		return fmt.Errorf("%w: %s: %v", ErrClosed, c.addr, err)
 	}
 	return err
+}
+
+// endConn is the network connection under an SSH client: it reports the
+// connection's end (the first failed read, or a close) once, so that no
+// goroutine per connection has to wait for it.
+type endConn struct {
+	net.Conn
+	mu   sync.Mutex
+	err  error       // why it ended (nil: still up)
+	hook func(error) // told once, on a goroutine of its own
+}
+
+func (e *endConn) Read(b []byte) (int, error) {
+	n, err := e.Conn.Read(b)
+	if err != nil {
+		e.ended(err)
+	}
+	return n, err
+}
+
+func (e *endConn) Close() error {
+	err := e.Conn.Close()
+	e.ended(net.ErrClosed)
+	return err
+}
+
+func (e *endConn) ended(err error) {
+	e.mu.Lock()
+	if e.err != nil {
+		e.mu.Unlock()
+		return
+	}
+	e.err = err
+	h := e.hook
+	e.mu.Unlock()
+	if h != nil {
+		go h(err) // not on the reader's stack: closing waits for the reader
+	}
+}
+
+// onEnd calls h once the connection ended (at once if it already has).
+func (e *endConn) onEnd(h func(error)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		go h(e.err)
+		return
+	}
+	e.hook = h
 }

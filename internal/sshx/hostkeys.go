@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,9 +33,76 @@ type HostKeys struct {
 	tofu bool
 	mu   sync.Mutex
 
-	cacheMu sync.Mutex
-	content []byte              // the file's bytes that cached was parsed from
-	cached  ssh.HostKeyCallback // nil: nothing cached
+	file fileBytes // the file as last read
+
+	cacheMu   sync.Mutex
+	cachedVer uint64              // the file version cached was parsed from
+	cached    ssh.HostKeyCallback // nil: nothing cached
+
+	linesMu  sync.Mutex
+	linesVer uint64      // the file version lines was parsed from
+	lines    *knownLines // nil: nothing parsed
+}
+
+// fileBytes reads a file again and again without allocating while its
+// bytes stay the same (a thousand dials re-read known_hosts a thousand
+// times): it reads into a buffer it keeps and counts a new version only
+// when the bytes differ from the last read.
+type fileBytes struct {
+	mu      sync.Mutex
+	scratch []byte
+	content []byte
+	version uint64 // 0: never read
+}
+
+// read returns the file's bytes (not to be modified) and their version.
+func (fb *fileBytes) read(path string) ([]byte, uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if st, err := f.Stat(); err == nil && cap(fb.scratch) < int(st.Size())+512 {
+		fb.scratch = make([]byte, 0, int(st.Size())+512)
+	}
+	buf := fb.scratch[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 4096)
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+	fb.scratch = buf
+	if fb.version == 0 || !bytes.Equal(buf, fb.content) {
+		fb.content = bytes.Clone(buf)
+		fb.version++
+	}
+	return fb.content, fb.version, nil
+}
+
+// knownLines are the plain (unmarked) lines of a known_hosts file, parsed
+// once per content, with an index by host name so that finding a host's
+// lines does not scan the file: connecting N nodes costs N lookups, not N
+// passes over N lines.
+type knownLines struct {
+	all    []knownLine
+	byHost map[string][]int // lower-case host -> lines whose patterns are plain names
+	other  []int            // lines with a hashed, wildcard or negated pattern
+}
+
+type knownLine struct {
+	hosts []string
+	key   ssh.PublicKey
+	line  int // 1-based
 }
 
 // NewHostKeys returns a HostKeys for the known_hosts file at path.
@@ -48,11 +116,11 @@ func (h *HostKeys) Path() string { return h.path }
 // load reads the file and parses it unless it holds the same bytes as when
 // it was last parsed; a missing file is an empty one.
 func (h *HostKeys) load() (ssh.HostKeyCallback, error) {
-	before, rerr := os.ReadFile(h.path)
+	_, ver, rerr := h.file.read(h.path)
 	if rerr == nil {
 		h.cacheMu.Lock()
 		cb := h.cached
-		same := cb != nil && bytes.Equal(before, h.content)
+		same := cb != nil && h.cachedVer == ver
 		h.cacheMu.Unlock()
 		if same {
 			return cb, nil
@@ -66,9 +134,9 @@ func (h *HostKeys) load() (ssh.HostKeyCallback, error) {
 		return nil, NonRetryable(fmt.Errorf("sshx: read known_hosts %s: %w", h.path, err))
 	}
 	// Cache only what was certainly parsed: the same bytes before and after.
-	if after, err := os.ReadFile(h.path); rerr == nil && err == nil && bytes.Equal(before, after) {
+	if _, after, err := h.file.read(h.path); rerr == nil && err == nil && after == ver {
 		h.cacheMu.Lock()
-		h.content, h.cached = before, cb
+		h.cachedVer, h.cached = ver, cb
 		h.cacheMu.Unlock()
 	}
 	return cb, nil
@@ -132,18 +200,42 @@ func (h *HostKeys) recordedElsewhere(addr string, key ssh.PublicKey) error {
 // a line for another explicit port is another service and does not count).
 // @revoked and @cert-authority lines are skipped.
 func (h *HostKeys) recorded(addr string) ([]knownhosts.KnownKey, error) {
-	data, err := os.ReadFile(h.path)
+	kl, err := h.parsedLines()
+	if err != nil || kl == nil {
+		return nil, err
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, port = addr, "22"
+	}
+	cand := append(slices.Clone(kl.byHost[strings.ToLower(host)]), kl.other...)
+	slices.Sort(cand) // file order
+	var out []knownhosts.KnownKey
+	for _, li := range slices.Compact(cand) {
+		l := kl.all[li]
+		if hostPatternsMatch(l.hosts, host, port) {
+			out = append(out, knownhosts.KnownKey{Key: l.key, Filename: h.path, Line: l.line})
+		}
+	}
+	return out, nil
+}
+
+// parsedLines returns the file's plain lines, parsed again only when its
+// bytes changed; nil when there is no file.
+func (h *HostKeys) parsedLines() (*knownLines, error) {
+	data, ver, err := h.file.read(h.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, NonRetryable(fmt.Errorf("sshx: read known_hosts %s: %w", h.path, err))
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		host, port = addr, "22"
+	h.linesMu.Lock()
+	defer h.linesMu.Unlock()
+	if h.lines != nil && h.linesVer == ver {
+		return h.lines, nil
 	}
-	var out []knownhosts.KnownKey
+	kl := &knownLines{byHost: map[string][]int{}}
 	for i, line := range bytes.Split(data, []byte("\n")) {
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 || line[0] == '#' {
@@ -153,11 +245,32 @@ func (h *HostKeys) recorded(addr string) ([]knownhosts.KnownKey, error) {
 		if err != nil || marker != "" {
 			continue // knownhosts.New reports malformed lines
 		}
-		if hostPatternsMatch(hosts, host, port) {
-			out = append(out, knownhosts.KnownKey{Key: pub, Filename: h.path, Line: i + 1})
+		idx := len(kl.all)
+		kl.all = append(kl.all, knownLine{hosts: hosts, key: pub, line: i + 1})
+		var names []string
+		for _, p := range hosts {
+			name := strings.ToLower(p)
+			if j := strings.LastIndex(name, "]:"); strings.HasPrefix(name, "[") && j > 0 {
+				name = name[1:j]
+			}
+			if strings.HasPrefix(p, "|1|") || strings.HasPrefix(p, "!") || strings.ContainsAny(name, "*?") {
+				names = nil
+				break
+			}
+			names = append(names, name)
+		}
+		if names == nil {
+			kl.other = append(kl.other, idx)
+			continue
+		}
+		for _, name := range names {
+			if l := kl.byHost[name]; len(l) == 0 || l[len(l)-1] != idx {
+				kl.byHost[name] = append(l, idx)
+			}
 		}
 	}
-	return out, nil
+	h.linesVer, h.lines = ver, kl
+	return kl, nil
 }
 
 // hostPatternsMatch reports whether the patterns of one known_hosts line

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -50,5 +51,69 @@ func TestHostKeysSeeRewrittenFile(t *testing.T) {
 	}
 	if err := hk.Callback(addr)(addr, remote, b); err != nil {
 		t.Fatalf("new key refused: %v", err)
+	}
+}
+
+// TestRecordedFindsEveryPatternKind: the index by host name finds the lines
+// a scan of the file would, in file order: plain names (any port),
+// [host]:port for that port only, hashed names, wildcards, and not a line
+// whose negated pattern excludes the host; a rewritten file is indexed
+// again.
+func TestRecordedFindsEveryPatternKind(t *testing.T) {
+	key := func() ssh.PublicKey {
+		pub, _, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := ssh.NewPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	line := func(pattern string, k ssh.PublicKey) string {
+		return pattern + " " + string(ssh.MarshalAuthorizedKey(k))
+	}
+	plain, port, other, hashed, wild, negated, second := key(), key(), key(), key(), key(), key(), key()
+	file := line("Node-A.example", plain) + // no port: every port
+		line("[node-a.example]:2222", port) +
+		line("[node-a.example]:2200", other) + // another port: another service
+		line(knownhosts.HashHostname("node-a.example"), hashed) +
+		line("*.example", wild) +
+		line("*.example,!node-a.example", negated) +
+		"# a comment\n" +
+		line("node-b.example,node-a.example", second)
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hk := NewHostKeys(path, false)
+	got := func(addr string) []int {
+		rec, err := hk.recorded(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []int
+		for _, r := range rec {
+			lines = append(lines, r.Line)
+		}
+		return lines
+	}
+	for range 2 { // parsed, then from the cache
+		if l := got("node-a.example:2222"); !slices.Equal(l, []int{1, 2, 4, 5, 8}) {
+			t.Fatalf("node-a.example:2222: lines %v, want 1 2 4 5 8", l)
+		}
+	}
+	if l := got("node-b.example:22"); !slices.Equal(l, []int{5, 6, 8}) {
+		t.Fatalf("node-b.example:22: lines %v, want 5 6 8", l)
+	}
+	if err := os.WriteFile(path, []byte(line("node-c.example", plain)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if l := got("node-a.example:2222"); len(l) != 0 {
+		t.Fatalf("after the rewrite node-a.example has lines %v", l)
+	}
+	if l := got("node-c.example:22"); !slices.Equal(l, []int{1}) {
+		t.Fatalf("after the rewrite node-c.example: lines %v, want 1", l)
 	}
 }

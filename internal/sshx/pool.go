@@ -13,7 +13,8 @@ import (
 // later caller; concurrent first calls for a node make a single dial. A
 // connection that was lost is redialed on the next Get. Jump hosts are
 // pooled too, so many nodes behind one bastion share its connection, and
-// every dial of one known_hosts file shares one HostKeys.
+// every dial of one known_hosts file shares one HostKeys. One goroutine sends
+// the keepalives of all its connections.
 type Pool struct {
 	mu       sync.Mutex
 	entries  map[string]*poolEntry
@@ -21,6 +22,7 @@ type Pool struct {
 	closed   bool
 	dials    atomic.Int64
 	hooks    *dialHooks
+	keepers  keepers // one keepalive sender for all the pool's connections
 }
 
 type poolEntry struct {
@@ -98,7 +100,7 @@ func (p *Pool) dial(ctx context.Context, key string, cfg Config, e *poolEntry) {
 		}
 		jump = j
 	}
-	c, err := dial(ctx, cfg, jump, p.hooks)
+	c, err := dial(ctx, cfg, jump, p.hooks, &p.keepers)
 	if err != nil {
 		e.err = err
 		p.forget(key, e)

@@ -197,6 +197,28 @@ func (p *pidCatcher) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// ReadFrom copies r through Write with a small buffer: io.Copy would
+// allocate 32 KiB per session for what is mostly one short line.
+func (p *pidCatcher) ReadFrom(r io.Reader) (int64, error) {
+	buf := make([]byte, 1024)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			total += int64(n)
+			if _, werr := p.Write(buf[:n]); werr != nil {
+				return total, werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
 // flush passes on whatever was held back.
 func (p *pidCatcher) flush() {
 	if !p.done {

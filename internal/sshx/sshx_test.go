@@ -291,7 +291,7 @@ func TestKnownHostsStrictUnknown(t *testing.T) {
 	s := testenv.LocalSSHDStart(t, 1, testenv.LocalSSHDOptions{})[0]
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	var attempts int
-	_, err := dial(t.Context(), testConfig(t, s, kh), nil, &dialHooks{attempt: func(int, error) { attempts++ }})
+	_, err := dial(t.Context(), testConfig(t, s, kh), nil, &dialHooks{attempt: func(int, error) { attempts++ }}, nil)
 	if !errors.Is(err, ErrHostKeyUnknown) || !errors.Is(err, ErrNonRetryable) {
 		t.Fatalf("Dial = %v, want ErrHostKeyUnknown", err)
 	}
@@ -368,7 +368,7 @@ func TestKnownHostsChangedKeyNotRetried(t *testing.T) {
 		var attempts int
 		cfg := testConfig(t, s, kh)
 		cfg.TrustOnFirstUse = tofu
-		_, err := dial(t.Context(), cfg, nil, &dialHooks{attempt: func(int, error) { attempts++ }})
+		_, err := dial(t.Context(), cfg, nil, &dialHooks{attempt: func(int, error) { attempts++ }}, nil)
 		if !errors.Is(err, ErrHostKeyMismatch) || !errors.Is(err, ErrNonRetryable) {
 			t.Fatalf("tofu=%v: Dial = %v, want ErrHostKeyMismatch", tofu, err)
 		}
@@ -398,7 +398,7 @@ func TestWrongClientKeyNotRetried(t *testing.T) {
 	cfg := testConfig(t, s, kh)
 	cfg.Auth = Auth{Signers: []ssh.Signer{wrong}, Password: "not-the-password"}
 	var attempts int
-	_, err := dial(t.Context(), cfg, nil, &dialHooks{attempt: func(int, error) { attempts++ }})
+	_, err := dial(t.Context(), cfg, nil, &dialHooks{attempt: func(int, error) { attempts++ }}, nil)
 	if !errors.Is(err, ErrAuthFailed) || attempts != 1 {
 		t.Fatalf("Dial = %v after %d attempts, want ErrAuthFailed after 1", err, attempts)
 	}
@@ -419,7 +419,7 @@ func TestClosedPortRetriedThenFails(t *testing.T) {
 		Auth:  Auth{Password: "x"},
 		Retry: RetryPolicy{MaxAttempts: 3, InitialInterval: 10 * time.Millisecond}}
 	var attempts int
-	_, err = dial(t.Context(), cfg, nil, &dialHooks{attempt: func(int, error) { attempts++ }})
+	_, err = dial(t.Context(), cfg, nil, &dialHooks{attempt: func(int, error) { attempts++ }}, nil)
 	var de *DialError
 	if !errors.As(err, &de) || de.Attempts != 3 || attempts != 3 {
 		t.Fatalf("Dial = %v after %d attempts, want DialError after 3", err, attempts)

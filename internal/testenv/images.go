@@ -155,16 +155,27 @@ func imageExists(pool *dockertest.Pool, tag string) bool {
 	return err == nil
 }
 
-// lockBuilds takes an exclusive flock on a file in this user's temporary
-// directory (see userTempDir).
+// lockBuilds takes the image build lock (see Lock), one per image prefix.
 func lockBuilds(ctx context.Context) (func(), error) {
+	return Lock(ctx, strings.ReplaceAll(imageRepo("build.lock"), "/", "-"))
+}
+
+// Lock takes an exclusive lock shared by every process of this user on the
+// machine: an flock on the file name in this user's testenv directory under
+// the system temp directory. Tests hold one around what two copies of the
+// suite running at once must not do together (a fixed host port). It waits
+// until the lock is free or ctx ends; the returned function releases it.
+func Lock(ctx context.Context, name string) (unlock func(), err error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") {
+		return nil, fmt.Errorf("testenv: lock name %q: want a plain file name", name)
+	}
 	dir, err := userTempDir()
 	if err != nil {
-		return nil, fmt.Errorf("testenv: build lock: %w", err)
+		return nil, fmt.Errorf("testenv: lock %s: %w", name, err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, strings.ReplaceAll(imageRepo("build.lock"), "/", "-")), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("testenv: build lock: %w", err)
+		return nil, fmt.Errorf("testenv: lock %s: %w", name, err)
 	}
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -173,13 +184,13 @@ func lockBuilds(ctx context.Context) (func(), error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("testenv: build lock: %w", err)
+			return nil, fmt.Errorf("testenv: lock %s: %w", name, err)
 		}
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond): // another process is building; its flock is the only signal
+			return nil, fmt.Errorf("testenv: lock %s: %w", name, ctx.Err())
+		case <-time.After(200 * time.Millisecond): // another process holds it; its flock is the only signal
 		}
 	}
 }

@@ -85,6 +85,16 @@ func StandinImage(ctx context.Context, pool *dockertest.Pool, mode string) (stri
 	if imageExists(pool, tag) {
 		return tag, nil
 	}
+	// A build gets a new ID each time (its creation time): serialized with
+	// every other process's builds so the tag never moves once a test has it.
+	unlock, err := lockBuilds(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if imageExists(pool, tag) {
+		return tag, nil
+	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, f := range []struct {

@@ -33,6 +33,16 @@ func TinyImage(ctx context.Context, pool *dockertest.Pool) (string, error) {
 	if imageExists(pool, tag) {
 		return tag, nil
 	}
+	// An import gets a new ID each time (its creation time): two processes
+	// importing at once would move the tag under each other's feet.
+	unlock, err := lockBuilds(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if imageExists(pool, tag) {
+		return tag, nil
+	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	if err := tw.WriteHeader(&tar.Header{Name: "tinyd", Mode: 0o755, Size: int64(len(data))}); err != nil {

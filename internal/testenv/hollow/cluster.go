@@ -193,6 +193,17 @@ func (n *Node) record(cmd string) {
 	n.commands = append(n.commands, cmd)
 }
 
+// ImageID returns the ID of the image ref in the node's Engine, "" when it
+// has none.
+func (n *Node) ImageID(ref string) string {
+	n.engine.mu.Lock()
+	defer n.engine.mu.Unlock()
+	if img := n.engine.imageByRef(ref); img != nil {
+		return img.id
+	}
+	return ""
+}
+
 // Isolate cuts the node off from its peers (on) or reconnects it (off): the
 // other nodes' connections to it fail, as behind a firewall, while the
 // controller still reaches it over SSH.

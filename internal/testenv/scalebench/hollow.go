@@ -144,7 +144,11 @@ func goroutineWatch() (stop func() int) {
 // runMeasure is the measuring process: against the farm in dir, it plans,
 // deploys and re-runs (each with a fresh Deployer, as a new run of a
 // program would) and prints one JSON line per phase.
-func runMeasure(dir, image string, farmPID int) error {
+//
+// With profile set, each phase writes its CPU profile to
+// profile.<phase>.cpu and, connected after the run, its heap and goroutine
+// profiles to profile.<phase>.heap and .goroutines.
+func runMeasure(dir, image string, farmPID int, profile string) error {
 	b, err := os.ReadFile(filepath.Join(dir, "farm.json"))
 	if err != nil {
 		return err
@@ -167,17 +171,6 @@ func runMeasure(dir, image string, farmPID int) error {
 			c.Workers = append(c.Workers, node)
 		}
 	}
-	if p := os.Getenv("SCALEBENCH_CPUPROFILE"); p != "" {
-		f, err := os.Create(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
 	runtime.GC()
 	base := maxRSSKB()
 	enc := json.NewEncoder(os.Stdout)
@@ -186,8 +179,13 @@ func runMeasure(dir, image string, farmPID int) error {
 		res := phaseResult{Phase: phase, Nodes: len(spec.Nodes), BaseRSSKB: base}
 		stop := goroutineWatch()
 		cpu0, farm0 := cpuSeconds(0), cpuSeconds(farmPID)
+		stopProfile, err := startCPUProfile(profile, phase)
+		if err != nil {
+			return err
+		}
 		start := time.Now()
-		cps, live, err := runPhase(ctx, c, image, phase)
+		cps, live, err := runPhase(ctx, c, image, phase, profile)
+		stopProfile()
 		res.LiveKB = live
 		res.WallSeconds = time.Since(start).Seconds()
 		res.CPUSeconds, res.FarmCPUSeconds = cpuSeconds(0)-cpu0, cpuSeconds(farmPID)-farm0
@@ -215,7 +213,23 @@ func runMeasure(dir, image string, farmPID int) error {
 // by hollow.ImageArchive).
 const imageRef = "raydeploy-scale/ray:bench"
 
-func runPhase(ctx context.Context, c *raydeploy.Cluster, image, phase string) (cps map[string]float64, liveKB int64, err error) {
+// startCPUProfile starts profiling the phase when profile is set.
+func startCPUProfile(profile, phase string) (stop func(), err error) {
+	if profile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(profile + "." + phase + ".cpu")
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func runPhase(ctx context.Context, c *raydeploy.Cluster, image, phase, profile string) (cps map[string]float64, liveKB int64, err error) {
 	var mu sync.Mutex
 	started, took := map[string]time.Time{}, map[string]float64{}
 	last := time.Now()
@@ -268,9 +282,10 @@ func runPhase(ctx context.Context, c *raydeploy.Cluster, image, phase string) (c
 	if err != nil {
 		return result(), 0, err
 	}
-	if p := os.Getenv("SCALEBENCH_HEAPPROFILE"); p != "" && phase == "no-op" {
+	if profile != "" {
 		// What the SDK holds per node while connected (before Close).
-		for name, file := range map[string]string{"heap": p, "goroutine": p + ".goroutines"} {
+		runtime.GC()
+		for name, file := range map[string]string{"heap": profile + "." + phase + ".heap", "goroutine": profile + "." + phase + ".goroutines"} {
 			if f, err := os.Create(file); err == nil {
 				_ = pprof.Lookup(name).WriteTo(f, 0)
 				f.Close()
@@ -315,7 +330,7 @@ func ledgerCost(dir string) (int64, float64) {
 }
 
 // measureSize runs one farm and one measuring process for n nodes.
-func measureSize(ctx context.Context, self string, n int, image string, logf func(string, ...any)) ([]phaseResult, error) {
+func measureSize(ctx context.Context, self string, n int, image, profile string, logf func(string, ...any)) ([]phaseResult, error) {
 	dir, err := os.MkdirTemp("", "raydeploy-scalebench-")
 	if err != nil {
 		return nil, err
@@ -340,7 +355,11 @@ func measureSize(ctx context.Context, self string, n int, image string, logf fun
 		return nil, fmt.Errorf("hollow farm of %d nodes did not start: %q %v", n, line, err)
 	}
 	logf("  %d hollow nodes up", n)
-	m := exec.CommandContext(ctx, self, "-measure", dir, "-image", image, "-farm-pid", fmt.Sprint(farm.Process.Pid))
+	args := []string{"-measure", dir, "-image", image, "-farm-pid", fmt.Sprint(farm.Process.Pid)}
+	if profile != "" {
+		args = append(args, "-cpuprofile", fmt.Sprintf("%s.%d", profile, n))
+	}
+	m := exec.CommandContext(ctx, self, args...)
 	m.Stderr = os.Stderr
 	mout, err := m.Output()
 	if err != nil {

@@ -32,7 +32,7 @@ import (
 func main() {
 	sizes := flag.String("sizes", "10,100,500,1000", "hollow cluster sizes, comma-separated")
 	parts := flag.String("parts", "hollow,relay,prereq", "what to measure: hollow (scale curve), relay (image relay vs direct side-load on real nodes), prereq (deploy-master vs OpenSSH on real nodes)")
-	relayNodes := flag.Int("relay-nodes", 8, "testenv nodes for the relay measurement")
+	relayNodes := flag.String("relay-nodes", "4,8", "testenv node counts for the relay measurement, comma-separated (one cluster of the largest)")
 	relayMiB := flag.Int("relay-mib", 64, "size of the relayed image's layer in MiB")
 	prereqNodes := flag.String("prereq-nodes", "10,50", "testenv node counts for the prerequisites measurement")
 	farm := flag.Int("farm", 0, "internal: run a farm of this many hollow nodes")
@@ -40,6 +40,7 @@ func main() {
 	dir := flag.String("dir", "", "internal: the farm's directory")
 	image := flag.String("image", "", "internal: the image archive to side-load")
 	farmPID := flag.Int("farm-pid", 0, "internal: the farm's process id (for its CPU time)")
+	profile := flag.String("cpuprofile", "", "profile the SDK's side of the hollow part: `PREFIX`.<nodes>.<phase>.cpu (go tool pprof), .heap and .goroutines (connected, after the phase)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -50,7 +51,7 @@ func main() {
 		}
 		return
 	case *measure != "":
-		if err := runMeasure(*measure, *image, *farmPID); err != nil {
+		if err := runMeasure(*measure, *image, *farmPID, *profile); err != nil {
 			log.Fatalf("measure: %v", err)
 		}
 		return
@@ -59,6 +60,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	ns, err := counts("-sizes", *sizes)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rns, err := counts("-relay-nodes", *relayNodes)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -76,13 +81,13 @@ func main() {
 		want[strings.TrimSpace(p)] = true
 	}
 	if want["hollow"] {
-		if err := hollowBench(ctx, self, ns); err != nil {
+		if err := hollowBench(ctx, self, ns, *profile); err != nil {
 			log.Fatal(err)
 		}
 	}
 	if want["relay"] {
-		fmt.Printf("\nimage relay on %d testenv nodes (real sshd, dockerd, OpenSSH client)\n", *relayNodes)
-		if err := relayBench(ctx, *relayNodes, *relayMiB); err != nil {
+		fmt.Printf("\nimage relay vs direct side-load on %s testenv nodes (real sshd, dockerd, OpenSSH client)\n", *relayNodes)
+		if err := relayBench(ctx, rns, *relayMiB); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -125,7 +130,7 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(strings.TrimSpace(string(out))), nil
 }
 
-func hollowBench(ctx context.Context, self string, ns []int) error {
+func hollowBench(ctx context.Context, self string, ns []int, profile string) error {
 	tmp, err := os.MkdirTemp("", "raydeploy-scalebench-image-")
 	if err != nil {
 		return err
@@ -144,7 +149,7 @@ func hollowBench(ctx context.Context, self string, ns []int) error {
 	var all []phaseResult
 	for _, n := range ns {
 		logf("measuring %d nodes", n)
-		res, err := measureSize(ctx, self, n, image, logf)
+		res, err := measureSize(ctx, self, n, image, profile, logf)
 		if err != nil {
 			return err
 		}
