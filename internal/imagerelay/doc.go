@@ -28,7 +28,8 @@
 // also when the transfer failed or ctx was cancelled.
 //
 // A node passes the bytes on as they arrive and keeps a copy on disk that
-// its docker load follows, so a slow load holds up only its own node.
+// its docker load follows, so a slow load holds up only its own node (the
+// chain's last node too: it no longer paces the whole chain).
 //
 // Nodes need POSIX sh, mkfifo, GNU tee (-p) and tail (--pid), the OpenSSH
 // client, the docker CLI usable by the login user, and room for one copy of
