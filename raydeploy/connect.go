@@ -32,6 +32,9 @@ type connector struct {
 	engines map[string]*dockerx.Engine
 	stdio   map[string]bool // nodes whose sshd refuses socket forwarding
 
+	lastMu sync.Mutex
+	last   map[string]*sshx.Conn // each node's latest SSH connection, for explain
+
 	// onSSHError and onDockerError count transport failures (metrics); nil
 	// when nobody counts.
 	onSSHError, onDockerError func(kind string)
@@ -44,6 +47,7 @@ func newConnector(c *Cluster, log *slog.Logger) *connector {
 		log:     log,
 		engines: map[string]*dockerx.Engine{},
 		stdio:   map[string]bool{},
+		last:    map[string]*sshx.Conn{},
 	}
 }
 
@@ -107,7 +111,65 @@ func (c *connector) ssh(ctx context.Context, n Node) (*sshx.Conn, error) {
 		}
 		return nil, &checkpoint.NodeError{Node: n.ID(), Op: "connect", Err: err}
 	}
+	c.lastMu.Lock()
+	c.last[n.ID()] = conn
+	c.lastMu.Unlock()
 	return conn, nil
+}
+
+// lossGrace is how long explain waits for a connection's loss to be
+// recorded: the transport's channels close a moment before the connection
+// knows why.
+const lossGrace = 500 * time.Millisecond
+
+// explain adds to a node's failure what became of its connections when
+// that was the cause: a lost SSH connection (with the reason: keepalive
+// unanswered, closed by the node), or a Docker Engine that no longer
+// answers on its socket, where the Docker client only says "EOF". It uses
+// the connection the node already has and dials nothing new; err comes
+// back unchanged when the connections are fine. The explanation goes
+// inside the node's own NodeError, so errors.As and errors.Is still reach
+// both err and the connection's error.
+func (c *connector) explain(ctx context.Context, n Node, err error) error {
+	if err == nil || ctx.Err() != nil || errors.Is(err, sshx.ErrClosed) {
+		return err
+	}
+	c.lastMu.Lock()
+	conn := c.last[n.ID()]
+	c.lastMu.Unlock()
+	if conn == nil {
+		return err
+	}
+	grace := time.NewTimer(lossGrace)
+	defer grace.Stop()
+	select {
+	case <-conn.Done():
+	case <-grace.C:
+	case <-ctx.Done():
+	}
+	var cause error
+	if cerr := conn.Err(); cerr != nil {
+		cause = fmt.Errorf("lost the SSH connection: %w", cerr)
+	} else if strings.Contains(err.Error(), "error during connect") {
+		sock, derr := conn.DialUnix(ctx, dockerSocket)
+		if derr == nil {
+			_ = sock.Close()
+			return err
+		}
+		cause = fmt.Errorf("the Docker Engine does not answer on %s: %w", dockerSocket, derr)
+	} else {
+		return err
+	}
+	return annotate(n.ID(), err, cause)
+}
+
+// annotate puts cause beside err, inside the innermost NodeError of node
+// that wraps err (where error printers look).
+func annotate(node string, err, cause error) error {
+	if ne, ok := err.(*checkpoint.NodeError); ok && ne.Node == node {
+		return &checkpoint.NodeError{Node: ne.Node, Op: ne.Op, Err: annotate(node, ne.Err, cause)}
+	}
+	return fmt.Errorf("%w (%w)", err, cause)
 }
 
 // sshErrorKind classifies an SSH connection error for the metrics.

@@ -331,7 +331,7 @@ func (d *Deployer) refreshFacts(ctx context.Context, n Node) (Facts, error) {
 // fanout runs fn on every node with the Deployer's concurrency.
 func (d *Deployer) fanout(ctx context.Context, nodes []Node, op string, fn func(ctx context.Context, n Node) error) error {
 	_, err := fanMap(ctx, d, nodes, fanout.Options{Concurrency: d.opts.Concurrency, Op: op, Logger: d.log}, func(ctx context.Context, n Node) (struct{}, error) {
-		return struct{}{}, fn(ctx, n)
+		return struct{}{}, d.conn.explain(ctx, n, fn(ctx, n))
 	})
 	return err
 }

@@ -34,20 +34,30 @@ func (d *Deployer) checkVersions(ctx context.Context, nodes []Node, skip map[str
 		return "", err
 	}
 	byID := map[string][]string{}
-	probe := map[string]Node{}
+	holders := map[string][]Node{}
 	for _, n := range nodes {
 		if id := ids[n.ID()]; id != "" {
 			byID[id] = append(byID[id], n.ID())
-			probe[id] = n
+			holders[id] = append(holders[id], n)
 		}
 	}
 	versions := map[string]string{}
 	for _, id := range slices.Sorted(maps.Keys(byID)) {
-		v, err := d.imageVersions(ctx, probe[id], image, id)
-		if err != nil {
-			return "", err
+		// One probe per image ID. A node whose probe fails (lost, its
+		// Engine gone) fails alone, in skip, and the next node holding the
+		// same image is probed: one node's fault does not fail the others.
+		for _, n := range holders[id] {
+			v, err := d.imageVersions(ctx, n, image, id)
+			if err == nil {
+				versions[id] = v
+				break
+			}
+			if ctx.Err() != nil || skip == nil {
+				return "", err
+			}
+			skip[n.ID()] = d.conn.explain(ctx, n, err)
 		}
-		versions[id] = v
+		byID[id] = slices.DeleteFunc(byID[id], func(name string) bool { return skip[name] != nil })
 	}
 	distinct := map[string][]string{}
 	for id, v := range versions {

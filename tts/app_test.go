@@ -109,16 +109,11 @@ func TestAppSpeaks(t *testing.T) {
 		}
 	})
 
-	t.Run("synthesize and intelligibility", func(t *testing.T) {
+	// speak returns the default voice's audio of a sentence.
+	intelligibility := func(t *testing.T, speak func(text string) Audio) {
 		var errs, words float64
 		for _, s := range wordSentences {
-			a, res, err := c.SynthesizeAudio(ctx, Request{Text: s})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.VoiceID != "slt" || res.ModelUsed != "flite:slt" || res.Duration <= 0 || res.ExpiresInS <= 0 {
-				t.Errorf("result = %+v", res)
-			}
+			a := speak(s)
 			if st, err := CheckSpeech(a, wordCount(s)); err != nil {
 				t.Errorf("%q: %v", s, err)
 			} else {
@@ -136,6 +131,36 @@ func TestAppSpeaks(t *testing.T) {
 		} else {
 			t.Logf("word error rate of the default voice over %d words: %.3f", int(words), total)
 		}
+	}
+
+	t.Run("synthesize and intelligibility", func(t *testing.T) {
+		intelligibility(t, func(s string) Audio {
+			a, res, err := c.SynthesizeAudio(ctx, Request{Text: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.VoiceID != "slt" || res.ModelUsed != "flite:slt" || res.Duration <= 0 || res.ExpiresInS <= 0 {
+				t.Errorf("result = %+v", res)
+			}
+			return a
+		})
+	})
+
+	// The stream splits off a first phrase to start sooner: what it joins
+	// back must stay as intelligible.
+	t.Run("streamed intelligibility", func(t *testing.T) {
+		intelligibility(t, func(s string) Audio {
+			st, err := c.Stream(ctx, Request{Text: s, OutputFormat: "wav"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			pcm, err := io.ReadAll(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return Audio{Format: st.Format, Samples: decodePCM(pcm)}
+		})
 	})
 
 	t.Run("emotions differ", func(t *testing.T) {
@@ -221,6 +246,21 @@ func TestAppSpeaks(t *testing.T) {
 			if _, err := CheckSpeech(a, wordCount(longText)); err != nil {
 				t.Errorf("%s: %v", voice, err)
 			}
+		}
+		// One long sentence: its first phrase is synthesized alone and sent
+		// first, so the audio starts after a few words, not the sentence.
+		var first, all int
+		if _, err := ws.Synthesize(ctx, Request{Text: benchSentence}, func(b []byte) error {
+			if first == 0 {
+				first = len(b)
+			}
+			all += len(b)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if first == 0 || first*3 > all {
+			t.Errorf("one sentence of %d words: the first chunk holds %d of %d bytes, want under a third", wordCount(benchSentence), first, all)
 		}
 		// An error answers on the same connection, which stays usable.
 		_, err = ws.Synthesize(ctx, Request{Text: "hi", VoiceID: "nobody"}, func([]byte) error { return nil })
@@ -352,8 +392,9 @@ func TestAppSpeaks(t *testing.T) {
 }
 
 // startApp runs the app under Debian's python3 (FastAPI and uvicorn from
-// Debian) on a free local port and returns a client for it.
-func startApp(t *testing.T) *Client {
+// Debian) on a free local port and returns a client for it; config is the
+// app's settings as JSON (default: none).
+func startApp(t testing.TB, config ...string) *Client {
 	t.Helper()
 	requireAppRuntime(t)
 	dir := t.TempDir()
@@ -361,7 +402,11 @@ func startApp(t *testing.T) *Client {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	cmd := exec.Command(debianPython, "-m", PythonPackage, "--host", "127.0.0.1", "--port", fmt.Sprint(port))
+	args := []string{"-m", PythonPackage, "--host", "127.0.0.1", "--port", fmt.Sprint(port)}
+	if len(config) > 0 {
+		args = append(args, "--config", config[0])
+	}
+	cmd := exec.Command(debianPython, args...)
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+dir, "PYTHONDONTWRITEBYTECODE=1")
 	var out testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -27,8 +27,11 @@ func quantile(d []time.Duration, q float64) time.Duration {
 // BenchmarkTTS measures the service deployed on the Ray stand-in's Serve
 // (through its proxy, like a user): per voice the p50/p99 latency and
 // real-time factor of a 20-word sentence and the streaming time to first
-// byte, with the engine run directly as the baseline; then requests/s of the
-// default voice under 16 concurrent clients with 1 and 2 replicas. Run:
+// byte, with the engine run directly as the baseline; the time to first byte
+// of the app run directly (no proxy), and of it streaming whole sentences
+// ("before": stream_first_words 0) with the ratio before/direct; then
+// requests/s of the default voice under 16 concurrent clients with 1 and 2
+// replicas. Run:
 //
 //	go test -run '^$' -bench BenchmarkTTS -benchtime 1x ./tts/
 func BenchmarkTTS(b *testing.B) {
@@ -55,11 +58,16 @@ func BenchmarkTTS(b *testing.B) {
 		return c
 	}
 	c := deploy(1)
+	// The same app run directly (no Serve proxy), and a baseline of it that
+	// streams whole sentences (stream_first_words 0: what streaming did
+	// before the first phrase was split off).
+	direct, sentences := startApp(b), startApp(b, `{"stream_first_words":0}`)
 	const rounds = 20
 	for b.Loop() {
-		b.Logf("%-17s %9s %9s %9s %8s %12s %10s", "voice", "p50", "p99", "ttfb p50", "RTF", "engine p50", "ratio")
+		b.Logf("%-17s %7s %7s %7s %7s %7s %7s %7s %11s %6s", "voice", "p50", "p99", "ttfb", "direct", "before", "before/", "RTF", "engine p50", "ratio")
+		b.Logf("%-17s %7s %7s %7s %7s %7s %7s", "", "", "", "(proxy)", "", "", "direct")
 		for _, voice := range []string{"slt", "rms", "awb", "kal16", "espeak-en-us", "festival-slt-hts"} {
-			var lat, ttfb, engine []time.Duration
+			var lat, ttfb, ttfbDirect, ttfbBefore, engine []time.Duration
 			var rtf []float64
 			for range rounds {
 				start := time.Now()
@@ -69,22 +77,16 @@ func BenchmarkTTS(b *testing.B) {
 				}
 				lat = append(lat, time.Since(start))
 				rtf = append(rtf, res.ProcessingTime/res.Duration)
-				start = time.Now()
-				s, err := c.Stream(ctx, Request{Text: benchSentence, VoiceID: voice, OutputFormat: "pcm"})
-				if err != nil {
-					b.Fatal(err)
+				for _, m := range []struct {
+					c    *Client
+					into *[]time.Duration
+				}{{c, &ttfb}, {direct, &ttfbDirect}, {sentences, &ttfbBefore}} {
+					if d, err := firstByte(ctx, m.c, Request{Text: benchSentence, VoiceID: voice, OutputFormat: "pcm"}); err != nil {
+						b.Errorf("%s: stream: %v", voice, err) // reported, the figures still print
+					} else {
+						*m.into = append(*m.into, d)
+					}
 				}
-				one := make([]byte, 2)
-				if _, err := io.ReadFull(s, one); err != nil {
-					b.Errorf("%s: stream: %v", voice, err) // reported, the figures still print
-					s.Close()
-					continue
-				}
-				ttfb = append(ttfb, time.Since(start))
-				if _, err := io.Copy(io.Discard, s); err != nil {
-					b.Errorf("%s: stream: %v", voice, err)
-				}
-				s.Close()
 				if cmd := engineCommand(voice); cmd != nil {
 					start = time.Now()
 					if out, err := cmd.CombinedOutput(); err != nil {
@@ -99,11 +101,18 @@ func BenchmarkTTS(b *testing.B) {
 				e := quantile(engine, 0.5)
 				eng, ratio = e.Round(time.Millisecond).String(), fmt.Sprintf("%.2f", float64(quantile(lat, 0.5))/float64(e))
 			}
-			b.Logf("%-17s %9s %9s %9s %8.3f %12s %10s", voice, quantile(lat, 0.5).Round(time.Millisecond), quantile(lat, 0.99).Round(time.Millisecond),
-				quantile(ttfb, 0.5).Round(time.Millisecond), rtf[len(rtf)/2], eng, ratio)
+			ms := func(d []time.Duration, q float64) time.Duration { return quantile(d, q).Round(time.Millisecond) }
+			gain := "-"
+			if a := quantile(ttfbDirect, 0.5); a > 0 {
+				gain = fmt.Sprintf("%.2f", float64(quantile(ttfbBefore, 0.5))/float64(a))
+			}
+			b.Logf("%-17s %7s %7s %7s %7s %7s %7s %7.3f %11s %6s", voice, ms(lat, 0.5), ms(lat, 0.99),
+				ms(ttfb, 0.5), ms(ttfbDirect, 0.5), ms(ttfbBefore, 0.5), gain, rtf[len(rtf)/2], eng, ratio)
 			if voice == "slt" {
 				b.ReportMetric(float64(quantile(lat, 0.5).Milliseconds()), "slt-p50-ms")
 				b.ReportMetric(float64(quantile(ttfb, 0.5).Milliseconds()), "slt-ttfb-ms")
+				b.ReportMetric(float64(quantile(ttfbDirect, 0.5).Milliseconds()), "slt-ttfb-direct-ms")
+				b.ReportMetric(float64(quantile(ttfbBefore, 0.5).Milliseconds()), "slt-ttfb-sentence-ms")
 				b.ReportMetric(rtf[len(rtf)/2], "slt-rtf")
 			}
 		}
@@ -142,6 +151,26 @@ func BenchmarkTTS(b *testing.B) {
 		b.ReportMetric(rps[1], "rps-1-replica")
 		b.ReportMetric(rps[2], "rps-2-replicas")
 	}
+}
+
+// firstByte streams r as PCM and returns how long the first sample took;
+// it reads the stream to its end.
+func firstByte(ctx context.Context, c *Client, r Request) (time.Duration, error) {
+	start := time.Now()
+	s, err := c.Stream(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	one := make([]byte, 2)
+	if _, err := io.ReadFull(s, one); err != nil {
+		return 0, err
+	}
+	d := time.Since(start)
+	if _, err := io.Copy(io.Discard, s); err != nil {
+		return 0, err
+	}
+	return d, nil
 }
 
 // engineCommand runs the voice's engine directly (the baseline), or nil.

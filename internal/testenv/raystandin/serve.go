@@ -71,8 +71,16 @@ type serveApp struct {
 	docsPath   any
 	deps       map[string]*serveDeployment
 	replicas   []*replica
-	cancel     context.CancelFunc
-	next       atomic.Uint64 // round robin
+	// previous are the replicas of the version this one replaces: they
+	// serve until this one is RUNNING, then drain (Serve's rolling update).
+	previous []*replica
+	// code is the code's deployment name and options (from the import),
+	// kept for updates that change only the deployment's settings.
+	code        string
+	codeOptions map[string]any
+	ctx         context.Context
+	cancel      context.CancelFunc
+	next        atomic.Uint64 // round robin
 }
 
 // serveDeployment is one deployment of an application.
@@ -96,7 +104,8 @@ type replica struct {
 	cmd            *exec.Cmd
 	exited         chan struct{}
 	events         chan replicaEvent // the process's stdout lines
-	ongoing        atomic.Int64
+	ongoing        atomic.Int64      // requests in flight through the proxy
+	graceful       time.Duration     // graceful_shutdown_timeout_s
 }
 
 func newServeStore(h *head) *serveStore {
@@ -298,47 +307,220 @@ func (s *serveStore) put(w http.ResponseWriter, r *http.Request) {
 	for _, cfgApp := range apps {
 		name := cfgApp["name"].(string)
 		keep[name] = true
-		if old := s.apps[name]; old != nil && reflect.DeepEqual(old.cfg, cfgApp) {
+		old := s.apps[name]
+		if old != nil && reflect.DeepEqual(old.cfg, cfgApp) {
 			continue // unchanged: its replicas stay
 		}
-		if old := s.apps[name]; old != nil {
-			s.stopApp(old)
+		if old != nil && old.status == "RUNNING" && settingsOnly(old.cfg, cfgApp) {
+			// Like Serve's lightweight update: the replicas stay and only
+			// their number changes.
+			s.rescale(old, cfgApp)
+			continue
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		a := &serveApp{name: name, cfg: cfgApp, route: cfgApp["route_prefix"], status: "DEPLOYING",
-			deployedAt: now, deps: map[string]*serveDeployment{}, cancel: cancel}
+			deployedAt: now, deps: map[string]*serveDeployment{}, ctx: ctx, cancel: cancel}
+		if old != nil {
+			// The old version serves until the new one runs.
+			old.cancel()
+			for _, rep := range old.replicas {
+				if rep.state == "RUNNING" {
+					a.previous = append(a.previous, rep)
+				} else {
+					go rep.stop() // still starting: it has served nothing
+				}
+			}
+			a.previous = append(a.previous, old.previous...)
+		}
 		s.apps[name] = a
 		go s.deploy(ctx, a)
 	}
 	for name, a := range s.apps {
 		if !keep[name] {
-			s.stopApp(a)
+			go drain(s.stopApp(a))
 			delete(s.apps, name)
 		}
 	}
 	w.WriteHeader(http.StatusOK)
 }
 
-// stopApp ends an application's replicas (s.mu held).
-func (s *serveStore) stopApp(a *serveApp) {
-	a.cancel()
-	for _, rep := range a.replicas {
-		rep.stop()
+// Deployment settings Serve applies to running replicas (a "lightweight"
+// update): a change of only these keeps the replicas.
+var lightweightKeys = []string{"num_replicas", "autoscaling_config", "max_ongoing_requests", "max_queued_requests",
+	"graceful_shutdown_wait_loop_s", "graceful_shutdown_timeout_s", "health_check_period_s", "health_check_timeout_s"}
+
+// settingsOnly reports whether two configs of an application differ only in
+// lightweight deployment settings.
+func settingsOnly(old, cfg map[string]any) bool {
+	strip := func(app map[string]any) map[string]any {
+		out := map[string]any{}
+		for k, v := range app {
+			out[k] = v
+		}
+		deps, _ := app["deployments"].([]any)
+		var kept []any
+		for _, rd := range deps {
+			d, _ := rd.(map[string]any)
+			nd := map[string]any{}
+			for k, v := range d {
+				if !slices.Contains(lightweightKeys, k) {
+					nd[k] = v
+				}
+			}
+			kept = append(kept, nd)
+		}
+		out["deployments"] = kept
+		return out
 	}
-	a.replicas = nil
+	return reflect.DeepEqual(strip(old), strip(cfg))
 }
 
-// stopAll shuts Serve down: replicas, proxy, applications.
+// rescale applies a lightweight update to a RUNNING application (s.mu
+// held): the deployment config is recomputed, then replicas are started or
+// drained until the new target runs (DEPLOYING meanwhile; the running
+// replicas keep serving).
+func (s *serveStore) rescale(a *serveApp, cfg map[string]any) {
+	a.cfg = cfg
+	merged := s.mergedOptions(a)
+	dcfg, target := fillDeploymentConfig(a.code, merged)
+	d := a.deps[a.code]
+	d.config, d.target, d.status, d.trigger = dcfg, target, "UPDATING", "CONFIG_UPDATE_STARTED"
+	a.status = "DEPLOYING"
+	graceful := gracefulTimeout(dcfg)
+	var extra []*replica
+	for len(a.replicas) > target {
+		rep := a.replicas[len(a.replicas)-1]
+		a.replicas = a.replicas[:len(a.replicas)-1]
+		rep.state = "STOPPING"
+		extra = append(extra, rep)
+	}
+	for _, rep := range a.replicas {
+		rep.graceful = graceful
+	}
+	more := target - len(a.replicas)
+	if more <= 0 {
+		// Fewer replicas: the rest drain, the app runs on.
+		a.status, d.status, d.trigger = "RUNNING", "HEALTHY", "CONFIG_UPDATE_COMPLETED"
+		go drain(extra)
+		return
+	}
+	ctx := a.ctx
+	go func() {
+		var reps []*replica
+		for range more {
+			rep, _, err := s.startReplica(ctx, a, a.code)
+			if err == nil {
+				err = rep.waitReady(ctx)
+			}
+			if err != nil {
+				if rep != nil {
+					rep.stop()
+				}
+				s.mu.Lock()
+				if ctx.Err() == nil {
+					msg := fmt.Sprintf("The deployment failed to start replicas: %s", err)
+					a.status, a.message = "UNHEALTHY", msg
+					d.status, d.trigger, d.message = "UNHEALTHY", "REPLICA_STARTUP_FAILED", msg
+				}
+				s.mu.Unlock()
+				drain(reps)
+				return
+			}
+			reps = append(reps, rep)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if ctx.Err() != nil {
+			go drain(reps)
+			return
+		}
+		for _, rep := range reps {
+			rep.state, rep.graceful = "RUNNING", graceful
+			a.replicas = append(a.replicas, rep)
+			go s.watch(ctx, a, rep)
+		}
+		a.status, a.message = "RUNNING", ""
+		d.status, d.trigger, d.message = "HEALTHY", "CONFIG_UPDATE_COMPLETED", ""
+	}()
+}
+
+// mergedOptions are the code's deployment options with the config's
+// overrides, as deploy computes them.
+func (s *serveStore) mergedOptions(a *serveApp) map[string]any {
+	merged := map[string]any{}
+	for k, v := range a.codeOptions {
+		if v != nil {
+			merged[k] = v
+		}
+	}
+	var override map[string]any
+	deps, _ := a.cfg["deployments"].([]any)
+	for _, rd := range deps {
+		if d := rd.(map[string]any); d["name"] == a.code {
+			override = d
+		}
+	}
+	for k, v := range override {
+		merged[k] = v
+	}
+	if nr, ok := merged["num_replicas"]; ok && nr != nil && nr != "auto" && merged["autoscaling_config"] != nil && override["autoscaling_config"] != nil {
+		delete(merged, "num_replicas") // the config's autoscaling replaces the code's count
+	}
+	return merged
+}
+
+func gracefulTimeout(dcfg map[string]any) time.Duration {
+	return time.Duration(num(dcfg["graceful_shutdown_timeout_s"], 20) * float64(time.Second))
+}
+
+// stopApp takes an application's replicas (those of the version it
+// replaces too) out of routing and returns them to drain (s.mu held).
+func (s *serveStore) stopApp(a *serveApp) []*replica {
+	a.cancel()
+	reps := append(a.replicas, a.previous...)
+	for _, rep := range reps {
+		rep.state = "STOPPING"
+	}
+	a.replicas, a.previous = nil, nil
+	return reps
+}
+
+// drain stops replicas the way Serve does: once no request is in flight
+// on them (they get no new ones), or after their graceful shutdown timeout.
+func drain(reps []*replica) {
+	var wg sync.WaitGroup
+	for _, rep := range reps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deadline := time.Now().Add(rep.graceful)
+			for rep.ongoing.Load() > 0 && time.Now().Before(deadline) {
+				select {
+				case <-rep.exited:
+					return
+				case <-time.After(10 * time.Millisecond): // requests in flight have no event to wait on
+				}
+			}
+			rep.stop()
+		}()
+	}
+	wg.Wait()
+}
+
+// stopAll shuts Serve down: replicas (drained), proxy, applications.
 func (s *serveStore) stopAll() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var reps []*replica
 	for _, a := range s.apps {
-		s.stopApp(a)
+		reps = append(reps, s.stopApp(a)...)
 	}
-	if s.proxy != nil {
-		s.proxy.close()
-	}
+	proxy := s.proxy
 	s.apps, s.running, s.proxy, s.httpOpts = map[string]*serveApp{}, false, nil, nil
+	s.mu.Unlock()
+	drain(reps)
+	if proxy != nil {
+		proxy.close()
+	}
 }
 
 func (rep *replica) stop() {
@@ -382,7 +564,8 @@ func (s *serveStore) deploy(ctx context.Context, a *serveApp) {
 		for _, rep := range a.replicas {
 			rep.stop()
 		}
-		a.replicas = nil
+		go drain(a.previous)
+		a.replicas, a.previous = nil, nil
 	}
 	if re, ok := a.cfg["runtime_env"].(map[string]any); ok {
 		for _, k := range []string{"working_dir", "py_modules", "pip", "conda", "uv"} {
@@ -415,19 +598,9 @@ func (s *serveStore) deploy(ctx context.Context, a *serveApp) {
 			return
 		}
 	}
-	merged := map[string]any{}
-	for k, v := range code.Options {
-		if v != nil {
-			merged[k] = v
-		}
-	}
-	for k, v := range overrides[code.Name] {
-		merged[k] = v
-	}
-	if nr, ok := merged["num_replicas"]; ok && nr != nil && nr != "auto" && merged["autoscaling_config"] != nil && overrides[code.Name]["autoscaling_config"] != nil {
-		delete(merged, "num_replicas") // the config's autoscaling replaces the code's count
-	}
-	dcfg, target := fillDeploymentConfig(code.Name, merged)
+	a.code, a.codeOptions = code.Name, code.Options // set once, before the app is RUNNING
+	dcfg, target := fillDeploymentConfig(code.Name, s.mergedOptions(a))
+	graceful := gracefulTimeout(dcfg)
 	first.deployment = code.Name
 	first.id = fmt.Sprintf("%s#%s#%s", a.name, code.Name, randomSuffix(8))
 	first.actor = newActorInfo(fmt.Sprintf("/serve/replica_%s_%s.log", a.name, first.id))
@@ -477,9 +650,12 @@ func (s *serveStore) deploy(ctx context.Context, a *serveApp) {
 	d := a.deps[code.Name]
 	d.status, d.trigger = "HEALTHY", "CONFIG_UPDATE_COMPLETED"
 	for _, rep := range reps {
-		rep.state = "RUNNING"
+		rep.state, rep.graceful = "RUNNING", graceful
 		go s.watch(ctx, a, rep)
 	}
+	// The version this one replaced stops once its requests are done.
+	go drain(a.previous)
+	a.previous = nil
 }
 
 // watch marks the app UNHEALTHY when a running replica's process dies.
@@ -489,8 +665,8 @@ func (s *serveStore) watch(ctx context.Context, a *serveApp, rep *replica) {
 	case <-rep.exited:
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() != nil || rep.state == "STOPPING" {
+			return // stopped on purpose
 		}
 		rep.state = "STOPPING"
 		msg := fmt.Sprintf("The deployment failed to start replicas: replica %s exited", rep.id)
@@ -710,7 +886,7 @@ func (s *serveStore) proxyHTTP(w http.ResponseWriter, r *http.Request) {
 	bestLen := -1
 	for _, a := range s.apps {
 		rp, ok := a.route.(string)
-		if !ok || (a.status != "RUNNING" && a.status != "UNHEALTHY") {
+		if !ok || (a.status != "RUNNING" && a.status != "UNHEALTHY" && !(a.status == "DEPLOYING" && len(a.live()) > 0)) {
 			continue
 		}
 		if (r.URL.Path == rp || strings.HasPrefix(r.URL.Path, strings.TrimSuffix(rp, "/")+"/")) && len(rp) > bestLen {
@@ -719,13 +895,7 @@ func (s *serveStore) proxyHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var rep *replica
 	if best != nil {
-		var live []*replica
-		for _, c := range best.replicas {
-			if c.state == "RUNNING" {
-				live = append(live, c)
-			}
-		}
-		if len(live) > 0 {
+		if live := best.live(); len(live) > 0 {
 			// Least ongoing requests, round robin among equals.
 			start := int(best.next.Add(1))
 			for i := range live {
@@ -734,6 +904,9 @@ func (s *serveStore) proxyHTTP(w http.ResponseWriter, r *http.Request) {
 					rep = c
 				}
 			}
+			// Counted before the lock is released, so that a drain
+			// that starts now waits for this request.
+			rep.ongoing.Add(1)
 		}
 	}
 	s.mu.Unlock()
@@ -745,7 +918,6 @@ func (s *serveStore) proxyHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "No replicas of application "+best.name+" are running.", http.StatusServiceUnavailable)
 		return
 	}
-	rep.ongoing.Add(1)
 	defer rep.ongoing.Add(-1)
 	prefix := strings.TrimSuffix(best.route.(string), "/")
 	target := &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(rep.port)}
@@ -761,7 +933,30 @@ func (s *serveStore) proxyHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 		FlushInterval: -1, // stream chunked answers as they come
 	}
+	// Go's server closes a request body when the answer starts (HTTP/1),
+	// and the upstream request may still be reading it then: its final
+	// read fails, the transport closes the upstream connection and the
+	// streamed answer breaks off ("use of closed network connection").
+	// Full duplex leaves the body open until the handler returns.
+	_ = http.NewResponseController(w).EnableFullDuplex()
 	rp.ServeHTTP(w, r)
+}
+
+// live are the replicas requests go to (s.mu held): the running ones of this
+// version, else those of the version it replaces.
+func (a *serveApp) live() []*replica {
+	var live []*replica
+	for _, set := range [][]*replica{a.replicas, a.previous} {
+		for _, c := range set {
+			if c.state == "RUNNING" {
+				live = append(live, c)
+			}
+		}
+		if len(live) > 0 {
+			break
+		}
+	}
+	return live
 }
 
 func (s *serveStore) get(w http.ResponseWriter, r *http.Request) {

@@ -103,9 +103,14 @@ class Limiter:
         self.sem = asyncio.Semaphore(slots)
         self.queue, self.waiting, self.running = queue, 0, 0
 
-    async def __aenter__(self):
+    def check(self):
+        """Raise the 503 that entering would raise now. A stream checks
+        before its answer starts: an error after that could only cut it."""
         if self.waiting >= self.queue:
             raise ApiError(503, "busy", "too many requests waiting (%d); retry later" % self.waiting)
+
+    async def __aenter__(self):
+        self.check()
         self.waiting += 1
         try:
             await self.sem.acquire()
@@ -202,12 +207,16 @@ class Service:
 
     # --- synthesis --------------------------------------------------------
 
-    async def pcm_chunks(self, job, stats=None):
-        """PCM chunks of job, holding a concurrency slot while it runs."""
+    async def pcm_chunks(self, job, stats=None, streaming=False):
+        """PCM chunks of job, holding a concurrency slot while it runs. A
+        streaming answer splits off the first phrase (cfg.stream_first_words)
+        so that its first chunk is ready sooner; a whole answer keeps whole
+        sentences, the engines' best prosody."""
+        first_words = self.cfg.stream_first_words if streaming else 0
         async with self.limiter:
             t0 = time.monotonic()
             try:
-                async for chunk in job.backend.stream(job.text, job.voice, job.prosody, job.speed):
+                async for chunk in job.backend.stream(job.text, job.voice, job.prosody, job.speed, first_words):
                     if stats is not None and "first_chunk_s" not in stats:
                         stats["first_chunk_s"] = time.monotonic() - t0
                     yield chunk
@@ -344,12 +353,13 @@ def create_app(cfg=None, backends=None):
     @app.post("/synthesize/stream")
     async def synthesize_stream(req: SynthesizeRequest):
         job = job_of(req)
+        svc.limiter.check()
         rate = job.voice.sample_rate
 
         async def body():
             if job.fmt == "wav":
                 yield audio.wav_header(rate)
-            async for chunk in svc.pcm_chunks(job):
+            async for chunk in svc.pcm_chunks(job, streaming=True):
                 yield chunk
 
         headers = _format_headers(rate, job.fmt)
@@ -378,7 +388,7 @@ def create_app(cfg=None, backends=None):
                     t0 = time.monotonic()
                     if job.fmt == "wav":
                         await ws.send_bytes(audio.wav_header(job.voice.sample_rate))
-                    async for chunk in svc.pcm_chunks(job, stats):
+                    async for chunk in svc.pcm_chunks(job, stats, streaming=True):
                         if "first_sent_s" not in stats:
                             stats["first_sent_s"] = time.monotonic() - t0
                         await ws.send_bytes(chunk)

@@ -95,6 +95,26 @@ def gain(pcm, factor):
     return _pcm(a)
 
 
+def trim_silence(pcm, sample_rate, leading=False, trailing=False, threshold=64, keep_ms=10):
+    """pcm without the near-silence (|sample| <= threshold, about -54 dBFS)
+    at its start and/or end, keeping keep_ms of it so no sound is cut."""
+    a = _samples(pcm)
+    n = len(a)
+    keep = int(sample_rate * keep_ms / 1000)
+    lo, hi = 0, n
+    if leading:
+        while lo < n and -threshold <= a[lo] <= threshold:
+            lo += 1
+        lo = max(0, lo - keep)
+    if trailing:
+        while hi > lo and -threshold <= a[hi - 1] <= threshold:
+            hi -= 1
+        hi = min(n, hi + keep)
+    if lo == 0 and hi == n:
+        return pcm
+    return pcm[2 * lo : 2 * hi]
+
+
 def silence(sample_rate, ms):
     """ms milliseconds of silence."""
     return b"\x00\x00" * int(sample_rate * ms / 1000)

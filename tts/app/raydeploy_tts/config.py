@@ -14,6 +14,9 @@ class Config:
     audio_ttl_s: int = 600  # how long an audio_url of /synthesize stays valid
     audio_cache_bytes: int = 64 << 20
     neural_models: dict = dataclasses.field(default_factory=dict)  # name -> weights path
+    # Streaming answers synthesize the first phrase of at most this many
+    # words alone, so its audio goes out early (0: whole sentences).
+    stream_first_words: int = 4
 
     @classmethod
     def from_dict(cls, d):
@@ -34,6 +37,9 @@ class Config:
 
         for n in ("max_text_chars", "max_concurrency", "max_queue", "audio_ttl_s", "audio_cache_bytes"):
             positive(n)
+        v = self.stream_first_words
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ValueError("tts setting stream_first_words: want 0 or a positive integer, got %r" % (v,))
         if not isinstance(self.voices, list) or not all(isinstance(v, str) for v in self.voices):
             raise ValueError("tts setting voices: want a list of voice ids")
         if not isinstance(self.default_voice, str) or not self.default_voice:

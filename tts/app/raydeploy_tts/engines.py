@@ -63,6 +63,7 @@ class SynthesisError(RuntimeError):
 
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+")
 _MAX_SEGMENT = 240
+CUT_GAP_MS = 40  # silence at a cut made inside a phrase (see Backend.joint)
 
 
 def split_sentences(text):
@@ -102,11 +103,59 @@ async def _run(argv, stdin=None):
     return out
 
 
+# Words a first phrase should not end on: cutting after them breaks a
+# phrase where no speaker would pause ("reads any | text").
+_FUNCTION_WORDS = frozenset("""a an the any some this that these those my your our their his her its
+    of to in on at by for from with into over under about as and or but nor so if than then
+    is are was were be been am will would can could shall should may might must do does did
+    has have had not no very more most such""".split())
+_CLAUSE_END = re.compile(r"[,;:]$")
+
+# Kinds of joint between two segments of a stream.
+SENTENCE, CLAUSE, CUT = "sentence", "clause", "cut"
+
+
+def first_phrase_cut(sentence, max_words):
+    """Where to end the first phrase of a stream: the number of words of
+    sentence before the cut, or 0 for no cut, and the joint's kind. The
+    phrase ends at the first clause punctuation when that comes within
+    max_words words, otherwise after at most max_words words, not on a
+    function word; a sentence a cut would leave only a word or two after is
+    not cut."""
+    words = sentence.split()
+    if max_words < 1 or len(words) <= max_words + 2:
+        return 0, None
+    for i, w in enumerate(words[:max_words]):
+        if _CLAUSE_END.search(w):
+            return i + 1, CLAUSE
+    for k in range(max_words, 1, -1):
+        if words[k - 1].lower().strip("\"'()") not in _FUNCTION_WORDS:
+            return k, CUT
+    return max_words, CUT
+
+
+def stream_segments(text, first_words):
+    """The segments of a stream and the joint after each (None after the
+    last): sentences, with the first sentence's first phrase split off when
+    first_words > 0 so that its audio is ready after a few words."""
+    sentences = split_sentences(text)
+    segs = [[s, SENTENCE] for s in sentences]
+    if segs:
+        segs[-1][1] = None
+    if segs and first_words > 0:
+        k, kind = first_phrase_cut(segs[0][0], first_words)
+        if k:
+            words = segs[0][0].split()
+            segs[0:1] = [[" ".join(words[:k]), kind], [" ".join(words[k:]), segs[0][1]]]
+    return [tuple(s) for s in segs]
+
+
 class Backend:
     """A speech engine. Subclasses implement voices() and synthesize_segment();
     stream() yields PCM chunks (16-bit mono at voice.sample_rate) and by
-    default synthesizes sentence by sentence, so the first chunk is ready
-    after the first sentence."""
+    default synthesizes segment by segment, so the first chunk is ready
+    after the first segment: a sentence, or with first_words > 0 the first
+    phrase of at most that many words (streaming answers use that)."""
 
     name = ""
     streams_natively = False
@@ -116,26 +165,39 @@ class Backend:
         raise NotImplementedError
 
     async def synthesize_segment(self, text, voice, prosody, speed):
-        """PCM of one sentence."""
+        """PCM of one sentence (or phrase)."""
         raise NotImplementedError
 
-    async def stream(self, text, voice, prosody, speed):
-        segments = split_sentences(text)
+    def joint(self, kind, voice, prosody, speed):
+        """The silence between two segments joined by kind. Between
+        sentences it is the preset's pause; inside a sentence the edges of
+        the engine's audio are trimmed (stream() does that) and this is the
+        pause a speaker makes at a comma (half the preset's) or, at a cut
+        made only to start sooner, a breath-short gap."""
+        ms = {SENTENCE: prosody.pause_ms, CLAUSE: prosody.pause_ms / 2.0, CUT: CUT_GAP_MS}[kind]
+        return audio.silence(voice.sample_rate, ms / speed)
+
+    async def stream(self, text, voice, prosody, speed, first_words=0):
+        segments = stream_segments(text, first_words)
         if not segments:
             return
-        pause = audio.silence(voice.sample_rate, prosody.pause_ms / speed)
 
         def start(seg):
-            return asyncio.ensure_future(self.synthesize_segment(seg, voice, prosody, speed))
+            return asyncio.ensure_future(self.synthesize_segment(seg[0], voice, prosody, speed))
 
         nxt = start(segments[0])
         try:
-            for i in range(len(segments)):
+            for i, (_, kind) in enumerate(segments):
                 pcm = await nxt
-                # The next sentence is synthesized while this one is sent.
+                # The next segment is synthesized while this one is sent.
                 nxt = start(segments[i + 1]) if i + 1 < len(segments) else None
-                if i > 0:
-                    yield pause
+                before = segments[i - 1][1] if i > 0 else None
+                if before in (CLAUSE, CUT):
+                    pcm = audio.trim_silence(pcm, voice.sample_rate, leading=True)
+                if kind in (CLAUSE, CUT):
+                    pcm = audio.trim_silence(pcm, voice.sample_rate, trailing=True)
+                if before is not None:
+                    yield self.joint(before, voice, prosody, speed)
                 yield audio.gain(pcm, prosody.volume)
         finally:
             if nxt is not None and not nxt.done():
@@ -213,7 +275,9 @@ class Espeak(Backend):
             round(100 * prosody.rate * speed), round(100 * (prosody.pitch - 1)),
             round(100 * (prosody.pitch_range - 1)), body)
 
-    async def stream(self, text, voice, prosody, speed):
+    async def stream(self, text, voice, prosody, speed, first_words=0):
+        # espeak-ng streams while it speaks: its first chunk comes early
+        # without splitting the text (first_words is not needed).
         proc = await asyncio.create_subprocess_exec(
             self.binary, "-m", "--stdout", "-v", voice.engine_voice, "--stdin",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
