@@ -359,6 +359,10 @@ func progress(w io.Writer, c *raydeploy.Cluster, hint func(string) (string, stri
 			h, file := hint(e.Checkpoint)
 			fmt.Fprintf(w, "  waiting for approval of %s: %s\n", e.Checkpoint, h)
 			if file != "" {
+				// The channel makes the directory when it starts waiting,
+				// a moment after this event: make it now so the printed
+				// command works however soon it is pasted.
+				_ = os.MkdirAll(filepath.Dir(file), 0o700)
 				fmt.Fprintf(w, "  to approve this plan by file, write %s containing\n    %s\n  for example by running in another shell:\n    $ %s\n",
 					file, approval.ApprovalJSON(e.Request, approval.CurrentUser(), e.At), approveCommand(file, e.Request))
 			}

@@ -241,7 +241,11 @@ var readmeRules = []readmeRule{
 	{pattern: regexp.MustCompile(`^go run \./internal/testenv/scalebench\s*$`), kind: kindExcluded,
 		excluded: "the whole scale measurement: about 15 minutes (its quick curve runs here)"},
 	{pattern: regexp.MustCompile(`^go run \./internal/testenv/scalebench -parts prereq `), kind: kindExcluded,
-		excluded: "prerequisites-check on 10 and 25 testenv nodes: about 4 minutes"},
+		excluded: "prerequisites-check on up to 50 testenv nodes: minutes"},
+	{pattern: regexp.MustCompile(`^go run \./internal/testenv/scalebench -parts hollow -sizes 1000 -cpuprofile `), kind: kindExcluded,
+		excluded: "1,000 hollow nodes with CPU profiles: a minute or more (its quick curve runs here)"},
+	{pattern: regexp.MustCompile(`^go run \./internal/testenv/scalebench -parts relay\s*$`), kind: kindExcluded,
+		excluded: "the image relay against direct side-load on 4 and 8 testenv nodes: minutes"},
 }
 
 // checkNoop checks deploy-master's output of a deploy that changed

@@ -340,40 +340,12 @@ func setupScript(h *hop, expiry string, persist int) string {
 			"exec %s -o ControlMaster=yes -o ControlPersist=%d -N -f %s < /dev/null > \"$D/connect.out\" 2>&1\n"+
 			"CONNECT\n", base, persist, dest)
 		ssh := base + " -o ControlMaster=no " + dest + " relay"
-		// relay.sh: pass the bytes on at the speed of the links and keep a
-		// copy on disk that docker load follows at its own pace (a slow
-		// load must not hold up the nodes after it); wait for the successor
-		// so that the head's exit means the chain is done. fd 3 carries
-		// stdin into the background tee (sh gives background jobs
-		// /dev/null).
-		fmt.Fprintf(&b, "cat > \"$D/relay.sh\" <<'RELAY'\n"+
-			"D=\"$(dirname \"$0\")\"\n"+
-			"rm -f \"$D/fwd\" && mkfifo \"$D/fwd\" && : > \"$D/image.tar\" || exit 1\n"+
-			"%s < \"$D/fwd\" > \"$D/next.out\" 2>&1 &\n"+
-			"fwd=$!\n"+
-			"exec 3<&0\n"+
-			"tee -p \"$D/fwd\" > \"$D/image.tar\" <&3 &\n"+
-			"tp=$!\n"+
-			"exec 3<&-\n"+
-			"tail -c +1 -s 0.2 --pid=$tp -f \"$D/image.tar\" | docker load -q > \"$D/load.out\" 2>&1\n"+
-			"rc=$?\n"+
-			"wait $tp || rc=1\n"+
-			"date +%%s.%%N > \"$D/recv.at\"\n"+
-			"echo \"$rc $(date +%%s.%%N)\" > \"$D/load.rc\"\n"+
-			"rm -f \"$D/image.tar\"\n"+
-			"wait $fwd\n"+
-			"exit $rc\n"+
-			"RELAY\n", ssh)
+		// relay.sh waits for its successor, so that the head's exit means
+		// the chain is done.
+		fmt.Fprint(&b, relayScript("tee -p \"$D/fwd\"", ssh+" < \"$D/fwd\" > \"$D/next.out\" 2>&1 &\nfwd=$!\n"))
 	} else {
 		b.WriteString("cat > /dev/null\n")
-		fmt.Fprintf(&b, "cat > \"$D/relay.sh\" <<'RELAY'\n"+
-			"D=\"$(dirname \"$0\")\"\n"+
-			"docker load -q > \"$D/load.out\" 2>&1\n"+
-			"rc=$?\n"+
-			"date +%%s.%%N > \"$D/recv.at\"\n"+
-			"echo \"$rc $(date +%%s.%%N)\" > \"$D/load.rc\"\n"+
-			"exit $rc\n"+
-			"RELAY\n")
+		fmt.Fprint(&b, relayScript("cat", ""))
 	}
 	if h.prev != nil {
 		opts := "restrict,command=\"sh " + dirForKeys(h) + "/relay.sh\",expiry-time=\"" + expiry + "\""
@@ -386,6 +358,38 @@ func setupScript(h *hop, expiry string, persist int) string {
 	}
 	b.WriteString("echo \"$D\"\n")
 	return b.String()
+}
+
+// relayScript writes relay.sh: copy (tee to the next hop's fifo, or cat at
+// the chain's end) keeps the stream in a file at the speed of the links,
+// and docker load follows the file at its own pace, so that no load, the
+// last node's included, holds up the stream; recv.at is when the last byte
+// was in the file, load.rc the load's status and end. start launches the
+// forwarding ssh (empty at the end of the chain). fd 3 carries stdin into
+// the background copy (sh gives background jobs /dev/null).
+func relayScript(copyCmd, start string) string {
+	mk := ""
+	wait := ""
+	if start != "" {
+		mk = "rm -f \"$D/fwd\" && mkfifo \"$D/fwd\" && "
+		wait = "wait $fwd\n"
+	}
+	return "cat > \"$D/relay.sh\" <<'RELAY'\n" +
+		"D=\"$(dirname \"$0\")\"\n" +
+		mk + ": > \"$D/image.tar\" || exit 1\n" +
+		start +
+		"exec 3<&0\n" +
+		"{ " + copyCmd + " > \"$D/image.tar\" <&3; r=$?; date +%s.%N > \"$D/recv.at\"; exit $r; } &\n" +
+		"tp=$!\n" +
+		"exec 3<&-\n" +
+		"tail -c +1 -s 0.2 --pid=$tp -f \"$D/image.tar\" | docker load -q > \"$D/load.out\" 2>&1\n" +
+		"rc=$?\n" +
+		"wait $tp || rc=1\n" +
+		"echo \"$rc $(date +%s.%N)\" > \"$D/load.rc\"\n" +
+		"rm -f \"$D/image.tar\"\n" +
+		wait +
+		"exit $rc\n" +
+		"RELAY\n"
 }
 
 // dirForKeys is the relay directory as authorized_keys must name it: sshd

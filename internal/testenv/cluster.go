@@ -39,7 +39,8 @@ type Options struct {
 	// first use.
 	Image string
 	// ReadyTimeout bounds the wait for every node's sshd and dockerd
-	// (default 3 minutes).
+	// (default 3 minutes; in a test with a deadline, NewClusterWith waits
+	// until two minutes before it).
 	ReadyTimeout time.Duration
 	// Logf receives progress lines (image builds, readiness); may be nil.
 	Logf func(format string, args ...any)
@@ -109,6 +110,16 @@ func NewClusterWith(t testing.TB, opts Options) *Cluster {
 	pool := RequireDocker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	if opts.ReadyTimeout == 0 {
+		// In a test, a loaded machine (another suite beside this one) is
+		// slow, not broken: wait for the nodes until the test's own
+		// deadline, keeping two minutes to report and clean up.
+		if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+			if dl, ok := d.Deadline(); ok {
+				opts.ReadyTimeout = max(time.Until(dl)-2*time.Minute, 3*time.Minute)
+			}
+		}
+	}
 	c, err := start(ctx, pool, opts, func(c *Cluster) {
 		t.Cleanup(func() {
 			if err := c.Close(); err != nil {

@@ -64,7 +64,7 @@ func sdkPrereqCommands(ctx context.Context, head *testenv.Node) (headCmds, worke
 // in parallel, on n testenv nodes.
 func prereqBench(ctx context.Context, root string, n int) error {
 	start := time.Now()
-	env, err := testenv.Start(ctx, testenv.Options{Nodes: n, NoDockerd: true, Logf: logf})
+	env, err := testenv.Start(ctx, testenv.Options{Nodes: n, NoDockerd: true, Logf: logf, ReadyTimeout: 10 * time.Minute})
 	if err != nil {
 		return fmt.Errorf("%d testenv nodes: %w", n, err)
 	}
