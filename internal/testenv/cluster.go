@@ -539,8 +539,24 @@ func Sweep(pool *dockertest.Pool) {
 		return
 	}
 	stale := map[string]bool{}
+	// A derived image keeps the labels of the container it was committed
+	// from (its build's pid and host), and a container started from it
+	// inherits them unless it sets its own: such a container belongs to a
+	// live test of another process, not to the long-gone build. Only
+	// labels the container does not share with its image count.
+	imageLabels := map[string]map[string]string{}
+	inherited := func(ct docker.APIContainers) bool {
+		l, ok := imageLabels[ct.Image]
+		if !ok {
+			if img, err := pool.Client.InspectImage(ct.Image); err == nil && img.Config != nil {
+				l = img.Config.Labels
+			}
+			imageLabels[ct.Image] = l
+		}
+		return l[LabelPID] != "" && l[LabelPID] == ct.Labels[LabelPID] && l[LabelHost] == ct.Labels[LabelHost]
+	}
 	for _, ct := range ctrs {
-		if ct.Labels[LabelHost] == host && !pidAlive(ct.Labels[LabelPID]) {
+		if ct.Labels[LabelHost] == host && !pidAlive(ct.Labels[LabelPID]) && !inherited(ct) {
 			stale[ct.Labels[LabelTestenv]] = true
 		}
 	}

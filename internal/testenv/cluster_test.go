@@ -238,3 +238,28 @@ func BenchmarkStartCluster3(b *testing.B) {
 }
 
 type bytesBuffer struct{ bytes.Buffer }
+
+// A container started from a derived image, with only its own testenv
+// label, belongs to a live test: another process's Sweep leaves it alone
+// (derived images used to carry their build's pid and host labels, so a
+// parallel copy of the suite killed such containers mid-test).
+func TestSweepSparesContainersOfDerivedImages(t *testing.T) {
+	pool := RequireDocker(t)
+	RequireBinary(t, "/usr/bin/mmdebstrap", "mmdebstrap")
+	tag, err := NodeExporterImage(t.Context(), pool, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr, err := pool.Client.CreateContainer(docker.CreateContainerOptions{Context: t.Context(), Config: &docker.Config{
+		Image: tag, Cmd: []string{"sleep", "600"},
+		Labels: map[string]string{LabelTestenv: "sweep-derived-" + randomHex(4)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Client.RemoveContainer(docker.RemoveContainerOptions{ID: ctr.ID, Force: true}) })
+	Sweep(pool)
+	if _, err := pool.Client.InspectContainer(ctr.ID); err != nil {
+		t.Fatalf("Sweep removed a live test's container of %s: %v", tag, err)
+	}
+}

@@ -240,8 +240,11 @@ func deriveImage(ctx context.Context, pool *dockertest.Pool, base string, r Imag
 	if _, err := pool.Client.CommitContainer(docker.CommitContainerOptions{
 		Context: ctx, Container: ctr.ID, Repository: repo, Tag: tg,
 		Message: "raydeploy testenv: " + r.Name + " on " + base,
-		// The build script must not become the image's command.
-		Changes: []string{`CMD ["bash"]`},
+		// The build script must not become the image's command, and the
+		// build container's pid and host labels must not pass to every
+		// container started from the image (another process's Sweep would
+		// take such a container for a dead run's leftover).
+		Changes: []string{`CMD ["bash"]`, `LABEL ` + LabelPID + `="" ` + LabelHost + `=""`},
 	}); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
