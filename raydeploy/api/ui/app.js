@@ -106,7 +106,13 @@
     // A card stays as it is while its request and digest are unchanged, so a
     // refresh never clears a ticked acknowledgment or a half-typed reason.
     const kept = new Map([...list.querySelectorAll("article[data-request]")].map((a) => [a.dataset.key, a]));
-    list.replaceChildren(...pend.map((r) => kept.get(cardKey(r, can)) || approvalCard(r, can)));
+    const cards = pend.map((r) => kept.get(cardKey(r, can)) || approvalCard(r, can));
+    // Moving a card that is already in place (replaceChildren removes and
+    // re-inserts it) would take the focus from a half-typed reason: touch
+    // the list only when its cards or their order changed.
+    const now = [...list.children];
+    if (now.length === cards.length && cards.every((c, i) => c === now[i])) return;
+    list.replaceChildren(...cards);
   }
 
   function cardKey(r, can) { return [r.id, r.plan_digest, can, me.principal].join(":"); }
