@@ -1,8 +1,6 @@
 package sshx
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"net"
 	"os"
@@ -18,17 +16,7 @@ import (
 // the same, but a rewrite of the same size right after a check (another key
 // for the host) is seen by the next check.
 func TestHostKeysSeeRewrittenFile(t *testing.T) {
-	key := func() ssh.PublicKey {
-		pub, _, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := ssh.NewPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
+	key := func() ssh.PublicKey { return newEd25519(t) }
 	a, b := key(), key()
 	const addr = "10.1.2.3:22"
 	path := filepath.Join(t.TempDir(), "known_hosts")
@@ -60,17 +48,7 @@ func TestHostKeysSeeRewrittenFile(t *testing.T) {
 // whose negated pattern excludes the host; a rewritten file is indexed
 // again.
 func TestRecordedFindsEveryPatternKind(t *testing.T) {
-	key := func() ssh.PublicKey {
-		pub, _, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := ssh.NewPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
+	key := func() ssh.PublicKey { return newEd25519(t) }
 	line := func(pattern string, k ssh.PublicKey) string {
 		return pattern + " " + string(ssh.MarshalAuthorizedKey(k))
 	}
