@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ory/dockertest/v3/docker"
+	"golang.org/x/sys/unix"
 
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/testenv"
@@ -128,10 +129,7 @@ func faults() []fault {
 				// Files the deployer holds open stay writable; every new
 				// file (the ledger's next version, the failure record) is
 				// refused.
-				if err := command(ctx, "mount", "--bind", b.stateDir, b.stateDir); err != nil {
-					return err
-				}
-				return command(ctx, "mount", "-o", "remount,ro,bind", b.stateDir)
+				return readOnlyBind(b.stateDir)
 			},
 			Repair: func(ctx context.Context, b *Bench, n *testenv.Node) error { return command(ctx, "umount", b.stateDir) },
 			Names:  []string{"read-only file system"}},
@@ -210,6 +208,27 @@ func command(ctx context.Context, name string, args ...string) error {
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// readOnlyBind puts a read-only bind mount of dir over dir in one step:
+// the clone is made read-only before it is attached (open_tree,
+// mount_setattr, move_mount). "mount --bind" then "mount -o remount,ro"
+// fails with EBUSY whenever the deployer opens a file for writing through
+// the new mount between the two commands, which it does several times a
+// second.
+func readOnlyBind(dir string) error {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("open_tree %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+		return fmt.Errorf("mount_setattr %s read-only: %w", dir, err)
+	}
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount onto %s: %w", dir, err)
 	}
 	return nil
 }
