@@ -112,7 +112,7 @@ func runBench(ctx context.Context, cfg benchConfig) (*report, error) {
 			continue
 		}
 		rep.Faults = append(rep.Faults, o)
-		logf("faultbench: %s on %s: ended after %s, named %v, converged %v; error: %s", f.Name, o.Node, o.Ended.Round(100*time.Millisecond), o.Named, o.Converged, o.Run.errorText())
+		logf("faultbench: %s on %s: ended after %s, named %v, converged %v; error: %s", f.Name, o.Node, endedText(o), o.Named, o.Converged, o.Run.errorText())
 	}
 	points := killPoints(cfg.Seed, cfg.Kills, b.lines)
 	logf("faultbench: kill points (after progress line k of %d): %v", b.lines, points)
