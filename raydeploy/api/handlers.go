@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/internal/fstrust"
 )
 
 func (s *Server) buildRoutes() {
@@ -860,8 +862,13 @@ func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, _ Principal) {
 		}
 		since = n
 	}
-	data, err := os.ReadFile(s.cfg.Audit.Path())
+	data, err := readAuditLog(s.cfg.Audit.Path())
 	if err != nil {
+		if msg, ok := auditRefused(err); ok {
+			s.log.Error("audit log refused", "method", r.Method, "path", r.URL.Path, "err", err)
+			s.fail(w, http.StatusInternalServerError, "AUDIT_LOG_REFUSED", msg)
+			return
+		}
 		s.internal(w, r, err)
 		return
 	}
@@ -892,8 +899,32 @@ func (s *Server) verifyAudit(w http.ResponseWriter, _ *http.Request, _ Principal
 	var ce *approval.ChainError
 	if errors.As(err, &ce) {
 		v.Line, v.Reason = ce.Line, ce.Reason
+	} else if msg, ok := auditRefused(err); ok {
+		v.Reason = msg
 	} else if err != nil {
 		v.Reason = "the audit log cannot be read"
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// readAuditLog reads the audit log the way the state is opened: without
+// following a symbolic link, without blocking on a FIFO, checked as opened
+// (a regular file of this user that others cannot write).
+func readAuditLog(path string) ([]byte, error) {
+	f, _, err := fstrust.Open(path, os.O_RDONLY, 0o600, fstrust.AllowRead)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// auditRefused says why the audit log was refused, for the client, when
+// err is such a refusal (a link, not a regular file, a foreign owner...).
+func auditRefused(err error) (string, bool) {
+	var ue *fstrust.UnsafeError
+	if !errors.As(err, &ue) {
+		return "", false
+	}
+	return "the audit log is refused: it " + ue.Reason, true
 }
