@@ -33,7 +33,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cmdline := "go run ./internal/testenv/faultbench " + strings.Join(os.Args[1:], " ")
+	args := make([]string, len(os.Args)-1)
+	for i, a := range os.Args[1:] {
+		args[i] = a
+		if strings.ContainsAny(a, " '\"") {
+			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'" // as a shell reads it back
+		}
+	}
+	cmdline := "go run ./internal/testenv/faultbench " + strings.Join(args, " ")
 	rep, err := runBench(ctx, benchConfig{Kills: *kills, Seed: *seed, Nodes: *nodes, Faults: *only, Monitoring: *monitoring, Command: cmdline, MaxTime: *maxTime})
 	if err != nil {
 		log.Fatal(err)
