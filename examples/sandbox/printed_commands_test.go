@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -578,29 +577,7 @@ func (s *suiteState) serveAPI(t *testing.T, cmd string) {
 func (s *suiteState) runTTS(t *testing.T, cmd string) {
 	testenv.RequireBinary(t, "/usr/bin/python3", "python3")
 	testenv.RequireBinary(t, "/usr/bin/flite", "flite")
-	dir := t.TempDir()
-	if err := tts.WriteApp(dir); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	app := exec.Command("/usr/bin/python3", "-m", tts.PythonPackage, "--port", fmt.Sprint(port))
-	app.Env = append(os.Environ(), "PYTHONPATH="+dir, "PYTHONDONTWRITEBYTECODE=1")
-	var appOut testenv.SyncBuffer
-	app.Stdout, app.Stderr = &appOut, &appOut
-	if err := app.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = app.Process.Kill(); _ = app.Wait() }()
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	c, _ := tts.NewClient(tts.ClientConfig{BaseURL: url})
-	if _, err := c.WaitHealthy(t.Context(), 100*time.Millisecond); err != nil {
-		t.Fatalf("TTS app: %v\n%s", err, appOut.String())
-	}
+	url := testenv.StartPythonApp(t, testenv.PythonApp{Write: tts.WriteApp, Module: tts.PythonPackage}).URL
 	filled := s.fill(cmd, "http://HEAD:8000", url)
 	out := s.mustRun(t, filled)
 	switch {
