@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -75,7 +76,9 @@ func TestPrintedCommands(t *testing.T) {
 	out := sb.stdout.String()
 	t.Logf("main job printed:\n%s", out)
 	sandbox := parseSandbox(t, out)
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(sandbox.config)) }) // the sandbox's own temp directory
+	// The sandbox's own temp directory: it removes it on exit (checked
+	// below); this is for a sandbox that had to be killed.
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(sandbox.config)) })
 
 	runSandboxCommands(t, sh, sandbox)
 	s := &suiteState{sh: sh, sandbox: sandbox, root: root, tmp: t.TempDir(), whileServe: findKind(t, plan, kindWhileServe)}
@@ -96,6 +99,13 @@ func TestPrintedCommands(t *testing.T) {
 	ctrs, err := pool.Client.ListContainers(docker.ListContainersOptions{All: true, Filters: map[string][]string{"label": {testenv.LabelTestenv + "=" + sandbox.cluster}}})
 	if err != nil || len(ctrs) != 0 {
 		t.Errorf("after Ctrl-C the sandbox left %d container(s) of %s (%v)", len(ctrs), sandbox.cluster, err)
+	}
+	dir := filepath.Dir(sandbox.config)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after Ctrl-C the sandbox's temporary directory %s is still there (%v)", dir, err)
+	}
+	if !strings.Contains(sb.stdout.String(), "removed "+dir+"\n") {
+		t.Errorf("after Ctrl-C the sandbox does not say it removed %s:\n%s", dir, lastLines(sb.stdout.String(), 5))
 	}
 }
 
