@@ -31,7 +31,8 @@ const (
 
 // Actor is who made an API request and from where, as an audit record keeps it.
 type Actor struct {
-	// Principal is the authenticated caller's name (its API token's principal).
+	// Principal is the authenticated caller's name (empty: the request
+	// failed authentication).
 	Principal string `json:"principal"`
 	// Remote is the caller's network address, host:port as the server saw it.
 	Remote string `json:"remote"`
