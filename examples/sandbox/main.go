@@ -65,13 +65,19 @@ func main() {
 		}
 		pr.Update("build "+p.Image, fmt.Sprintf("building %s: %s (%s)", p.Image, p.Step, p.Elapsed.Round(time.Second)))
 	})
-	if err := run(ctx, *nodes, *dir, *hold, *deploy, out, log, pr); err != nil {
+	// With -v the SDK's own logs go to the same place (its info lines
+	// would only clutter the report otherwise).
+	var sdkLog *slog.Logger
+	if *verbose {
+		sdkLog = log
+	}
+	if err := run(ctx, *nodes, *dir, *hold, *deploy, out, log, sdkLog, pr); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy bool, out io.Writer, log *slog.Logger, pr *progress.Printer) error {
+func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy bool, out io.Writer, log, sdkLog *slog.Logger, pr *progress.Printer) error {
 	start := time.Now()
 	logf := func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }
 	// Compile the stand-ins while the nodes start: with a cold build cache
@@ -128,7 +134,7 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	fmt.Fprintf(out, "config: %s\n", cfgPath)
 
 	if deploy {
-		if err := deployInto(ctx, cfgPath, out, logf, pr); err != nil {
+		if err := deployInto(ctx, cfgPath, out, logf, sdkLog, pr); err != nil {
 			return err
 		}
 		head := testenv.DeployUser + "@" + env.Nodes[0].Address
@@ -217,7 +223,7 @@ func yamlString(s string) string { return strconv.Quote(s) }
 
 // deployInto deploys the cluster file into the sandbox nodes twice, the
 // second time a no-op, and prints how long each checkpoint took.
-func deployInto(ctx context.Context, cfgPath string, out io.Writer, logf func(string, ...any), pr *progress.Printer) error {
+func deployInto(ctx context.Context, cfgPath string, out io.Writer, logf func(string, ...any), sdkLog *slog.Logger, pr *progress.Printer) error {
 	cluster, warnings, err := raydeploy.Load(cfgPath)
 	if err != nil {
 		return err
@@ -237,13 +243,13 @@ func deployInto(ctx context.Context, cfgPath string, out io.Writer, logf func(st
 		pr.Transfer("side-load "+p.Node+" "+p.Image, label, p.Sent, p.Total, p.Elapsed, p.Done, p.Err)
 		loads.add(p)
 	}
-	first, err := timedDeploy(ctx, cluster, out, "first deploy", sideLoad, &loads)
+	first, err := timedDeploy(ctx, cluster, out, "first deploy", sideLoad, &loads, sdkLog)
 	if err != nil {
 		return err
 	}
 	var noop []time.Duration
 	for i := range 3 {
-		took, err := timedDeploy(ctx, cluster, out, fmt.Sprintf("no-op re-run %d", i+1), sideLoad, &loads)
+		took, err := timedDeploy(ctx, cluster, out, fmt.Sprintf("no-op re-run %d", i+1), sideLoad, &loads, sdkLog)
 		if err != nil {
 			return err
 		}
@@ -282,7 +288,7 @@ func (s *sideLoads) take() (sent, skipped int64, n int) {
 
 // timedDeploy runs one Deploy and prints one line per checkpoint with its
 // outcome and duration, and what was side-loaded.
-func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, out io.Writer, title string, sideLoad func(raydeploy.TransferProgress), loads *sideLoads) (time.Duration, error) {
+func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, out io.Writer, title string, sideLoad func(raydeploy.TransferProgress), loads *sideLoads, sdkLog *slog.Logger) (time.Duration, error) {
 	var mu sync.Mutex
 	started := map[string]time.Time{}
 	lines := []string{}
@@ -304,6 +310,7 @@ func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, out io.Writer,
 		Approver: approval.NewAuto("sandbox", true),
 		Events:   sink,
 		Progress: sideLoad,
+		Logger:   sdkLog,
 	})
 	if err != nil {
 		return 0, err
