@@ -80,13 +80,17 @@ func main() {
 func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy bool, out io.Writer, log, sdkLog *slog.Logger, pr *progress.Printer) error {
 	start := time.Now()
 	logf := func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }
-	// Compile the stand-ins while the nodes start: with a cold build cache
-	// that is tens of seconds the image builds would otherwise wait for.
-	prepared := make(chan error, 1)
+	// The Ray and monitoring images derive from the same base as the node
+	// image, not from it: build them while the node image is built and the
+	// nodes start.
+	built := make(chan builtImages, 1)
 	if deploy {
-		go func() { prepared <- testenv.PrepareStandins(ctx) }()
+		go func() {
+			im, err := buildImages(ctx, logf)
+			built <- builtImages{im, err}
+		}()
 	} else {
-		prepared <- nil
+		built <- builtImages{}
 	}
 	env, err := testenv.Start(ctx, testenv.Options{Nodes: nodes, Logf: logf, DeployPassword: "sandbox-" + randomWord()})
 	if env != nil {
@@ -111,15 +115,11 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	if err := <-prepared; err != nil {
-		return err
+	b := <-built
+	if b.err != nil {
+		return b.err
 	}
-	var im images
-	if deploy {
-		if im, err = buildImages(ctx, env, logf); err != nil {
-			return err
-		}
-	}
+	im := b.images
 	cfgPath, err := writeFiles(env, dir, im)
 	if err != nil {
 		return err
@@ -174,13 +174,32 @@ type images struct {
 	mon testenv.MonitoringImages
 }
 
-func buildImages(ctx context.Context, env *testenv.Cluster, logf func(string, ...any)) (images, error) {
-	ray, err := testenv.TestRayImage(ctx, env.Pool(), logf)
+type builtImages struct {
+	images
+	err error
+}
+
+// buildImages compiles the stand-ins (one after the other: they share most
+// of the work), then builds the Ray and monitoring images at once.
+func buildImages(ctx context.Context, logf func(string, ...any)) (images, error) {
+	pool, err := testenv.Connect()
 	if err != nil {
 		return images{}, err
 	}
-	mon, err := testenv.TestMonitoringImages(ctx, env.Pool(), logf)
-	return images{ray: ray, mon: mon}, err
+	if err := testenv.PrepareStandins(ctx); err != nil {
+		return images{}, err
+	}
+	var im images
+	var rayErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		im.ray, rayErr = testenv.TestRayImage(ctx, pool, logf)
+	}()
+	var monErr error
+	im.mon, monErr = testenv.TestMonitoringImages(ctx, pool, logf)
+	<-done
+	return im, errors.Join(rayErr, monErr)
 }
 
 // writeFiles writes the client key, known_hosts, the sudo password (a 0600
