@@ -25,29 +25,57 @@ const (
 
 // Request asks whether a checkpoint may run a given plan.
 type Request struct {
-	ID          string     `json:"id"`
-	Checkpoint  string     `json:"checkpoint"`
-	Description string     `json:"description,omitempty"`
-	Destructive bool       `json:"destructive"`
-	Risks       []string   `json:"risks,omitempty"`
-	Plan        []PlanItem `json:"plan"`
-	PlanDigest  string     `json:"plan_digest"`
-	RequestedBy string     `json:"requested_by,omitempty"`
-	RequestedAt time.Time  `json:"requested_at"`
+	// ID identifies the request (NewID; Audited and Queue fill it in when empty).
+	ID string `json:"id"`
+	// Checkpoint is the name of the checkpoint that asks to run.
+	Checkpoint string `json:"checkpoint"`
+	// Description is the checkpoint's description for people (empty: none).
+	Description string `json:"description,omitempty"`
+	// Destructive is true when the checkpoint removes what cannot be
+	// restored; an approval must then acknowledge its risks.
+	Destructive bool `json:"destructive"`
+	// Risks lists what could go wrong, for people (empty: the checkpoint
+	// describes none).
+	Risks []string `json:"risks,omitempty"`
+	// Plan is the changes the checkpoint would make, one item per node and action.
+	Plan []PlanItem `json:"plan"`
+	// PlanDigest is PlanDigest(Checkpoint, Plan), "sha256:<hex>"; a
+	// decision must carry the same digest to approve this plan.
+	PlanDigest string `json:"plan_digest"`
+	// RequestedBy names who asks (checkpoint.WithRequester or the Runner's
+	// RequestedBy); Policy.DistinctApprover compares the approver with it.
+	RequestedBy string `json:"requested_by,omitempty"`
+	// RequestedAt is when the request was made (UTC); Queue.Pending orders by it.
+	RequestedAt time.Time `json:"requested_at"`
 }
 
 // Decision answers a Request. A Decision covers exactly the plan whose digest it carries.
 type Decision struct {
-	ID                string    `json:"id"`
-	RequestID         string    `json:"request_id,omitempty"`
-	Approved          bool      `json:"approved"`
-	By                string    `json:"by"`
-	Reason            string    `json:"reason,omitempty"`
-	RisksAcknowledged bool      `json:"risks_acknowledged"`
-	DecidedAt         time.Time `json:"decided_at"`
-	Channel           Channel   `json:"channel"`
-	PlanDigest        string    `json:"plan_digest"`
-	ExpiresAt         time.Time `json:"expires_at,omitzero"`
+	// ID identifies the decision (NewID); an approval file is archived under it.
+	ID string `json:"id"`
+	// RequestID is the ID of the Request answered (empty: the approver set
+	// none; Complete fills it in).
+	RequestID string `json:"request_id,omitempty"`
+	// Approved is true for an approval, false for a refusal.
+	Approved bool `json:"approved"`
+	// By names who decided: the person, the API principal or the Auto identity.
+	By string `json:"by"`
+	// Reason is why, in the decider's words (empty: none given).
+	Reason string `json:"reason,omitempty"`
+	// RisksAcknowledged is true when the decider acknowledged the risks of
+	// a destructive checkpoint; approving one requires it.
+	RisksAcknowledged bool `json:"risks_acknowledged"`
+	// DecidedAt is when the decision was made (from an approval file: its
+	// approved_at); Policy.MaxAge counts from it.
+	DecidedAt time.Time `json:"decided_at"`
+	// Channel is how the decision was obtained.
+	Channel Channel `json:"channel"`
+	// PlanDigest is the digest of the plan decided on; it must equal the
+	// Request's PlanDigest.
+	PlanDigest string `json:"plan_digest"`
+	// ExpiresAt is when the decision stops counting (ErrExpired); zero,
+	// and absent from JSON: it does not expire.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // Approver decides whether the plan in a Request may be carried out.
@@ -85,10 +113,14 @@ var (
 
 // PolicyError reports a decision refused by a Policy rule; Unwrap gives the rule's sentinel.
 type PolicyError struct {
+	// Checkpoint is the checkpoint whose approval was refused.
 	Checkpoint string
+	// DecisionID is the ID of the refused Decision.
 	DecisionID string
-	Rule       error
-	Detail     string
+	// Rule is the broken rule's sentinel (ErrDigestMismatch, ErrExpired, ...).
+	Rule error
+	// Detail says how the rule was broken (empty: the rule says it all).
+	Detail string
 }
 
 // Error describes the refusal.

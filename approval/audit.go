@@ -31,11 +31,17 @@ const (
 
 // Actor is who made an API request and from where, as an audit record keeps it.
 type Actor struct {
+	// Principal is the authenticated caller's name (empty: the request
+	// failed authentication).
 	Principal string `json:"principal"`
-	Remote    string `json:"remote"`
-	Method    string `json:"method,omitempty"`
-	Path      string `json:"path,omitempty"`
-	Status    int    `json:"status,omitempty"`
+	// Remote is the caller's network address, host:port as the server saw it.
+	Remote string `json:"remote"`
+	// Method is the HTTP method of the request.
+	Method string `json:"method,omitempty"`
+	// Path is the URL path of the request, without the query.
+	Path string `json:"path,omitempty"`
+	// Status is the HTTP status code of the response.
+	Status int `json:"status,omitempty"`
 }
 
 // GenesisHash is the Prev of the first audit record: the SHA-256 of nothing.
@@ -44,24 +50,43 @@ var GenesisHash = hashHex(nil)
 // AuditRecord is one line of the audit log. Prev is the SHA-256 (hex) of the
 // previous line's bytes; Hash is the SHA-256 of this record encoded with Hash empty.
 type AuditRecord struct {
-	Seq        int64     `json:"seq"`
-	Time       time.Time `json:"time"`
-	Kind       string    `json:"kind"`
-	Checkpoint string    `json:"checkpoint,omitempty"`
-	RequestID  string    `json:"request_id,omitempty"`
-	Request    *Request  `json:"request,omitempty"`
-	Decision   *Decision `json:"decision,omitempty"`
-	Outcome    string    `json:"outcome,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	Actor      *Actor    `json:"actor,omitempty"`
-	Prev       string    `json:"prev"`
-	Hash       string    `json:"hash"`
+	// Seq is the record's 1-based position in the log (set by Append).
+	Seq int64 `json:"seq"`
+	// Time is when the record was appended, UTC (set by Append when zero).
+	Time time.Time `json:"time"`
+	// Kind is one of AuditRequest, AuditDecision, AuditError, AuditOutcome, AuditAPI.
+	Kind string `json:"kind"`
+	// Checkpoint names the checkpoint concerned (empty: an API request
+	// about none).
+	Checkpoint string `json:"checkpoint,omitempty"`
+	// RequestID is the ID of the approval Request concerned (empty in API records).
+	RequestID string `json:"request_id,omitempty"`
+	// Request is the request as asked; set in request records only.
+	Request *Request `json:"request,omitempty"`
+	// Decision is what the approver returned; set in decision and error
+	// records when the decision has an ID.
+	Decision *Decision `json:"decision,omitempty"`
+	// Outcome is what became of the checkpoint in an outcome record:
+	// "refused" or its checkpoint.Status ("succeeded", "failed", ...).
+	Outcome string `json:"outcome,omitempty"`
+	// Error is the error's text in error records and in outcome records of
+	// a failure (empty: none).
+	Error string `json:"error,omitempty"`
+	// Actor is who made the API request; set in API records only.
+	Actor *Actor `json:"actor,omitempty"`
+	// Prev is the hex SHA-256 of the previous line (GenesisHash for the first).
+	Prev string `json:"prev"`
+	// Hash is the hex SHA-256 of this record encoded with Hash empty.
+	Hash string `json:"hash"`
 }
 
 // ChainError reports the first line (1-based) where an audit log is not intact.
 type ChainError struct {
-	Path   string
-	Line   int
+	// Path is the audit log's file (or the name given to VerifyReader).
+	Path string
+	// Line is the 1-based line where the chain breaks.
+	Line int
+	// Reason says what is wrong there.
 	Reason string
 }
 
@@ -77,8 +102,11 @@ func (e *ChainError) Error() string {
 // the line being appended (set just before the append, cleared after it),
 // so a crash between the two writes is told apart from tampering.
 type AuditHead struct {
-	Seq     int64  `json:"seq"`
-	Hash    string `json:"hash"`
+	// Seq is the number of records in the log.
+	Seq int64 `json:"seq"`
+	// Hash is the hex SHA-256 of the last line (GenesisHash: no record yet).
+	Hash string `json:"hash"`
+	// Pending is the hex SHA-256 of the line being appended (empty: none).
 	Pending string `json:"pending,omitempty"`
 }
 

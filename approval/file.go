@@ -20,7 +20,9 @@ import (
 // malformed, or not enough for the request it answers. Its Reason says what
 // to write instead when the content was the problem.
 type FileRejectedError struct {
-	Path   string
+	// Path is the refused file (or the unsafe directory above it).
+	Path string
+	// Reason says why it was refused and, for its content, what to write instead.
 	Reason string
 	// Err is the rule the file broke (ErrRisksNotAcknowledged), or nil.
 	Err error
@@ -199,6 +201,7 @@ func describeToken(t json.Token) string {
 // Every refusal of the file's content says what to write instead
 // (ApprovalJSON); WaitMessage says it before anything is written.
 type File struct {
+	// Dir is the approvals directory: <Dir>/<checkpoint>.json approves.
 	Dir string
 	// StateDir, when set, is checked like Dir on every poll (NewFile sets it
 	// to the directory above Dir).

@@ -52,7 +52,7 @@ type Target struct {
 	ID string `json:"id,omitempty"`
 	// Image and ImageID are a container's image reference and image ID.
 	Image   string `json:"image,omitempty"`
-	ImageID string `json:"image_id,omitempty"`
+	ImageID string `json:"image_id,omitempty"` // the container's image ID (empty: not known)
 	// Spec is the digest of the wanted container spec.
 	Spec string `json:"spec,omitempty"`
 	// Path is a file's or directory's absolute path on the node.
@@ -60,15 +60,15 @@ type Target struct {
 	// SHA256 is a file's content digest as found when planning (empty: the
 	// file did not exist); Want is the digest it is to have.
 	SHA256 string `json:"sha256,omitempty"`
-	Want   string `json:"want,omitempty"`
+	Want   string `json:"want,omitempty"` // the SHA-256 the file is to have
 	// UID and Mode are the wanted owner and permission bits (-1 / 0: unset).
 	UID  *int   `json:"uid,omitempty"`
-	Mode uint32 `json:"mode,omitempty"`
+	Mode uint32 `json:"mode,omitempty"` // the wanted permission bits (0: unset)
 	// PID and StartTime name a process: its start time (clock ticks after
 	// boot, /proc/<pid>/stat field 22) tells it from a later process that
 	// got the same pid.
 	PID       int    `json:"pid,omitempty"`
-	StartTime uint64 `json:"start_time,omitempty"`
+	StartTime uint64 `json:"start_time,omitempty"` // clock ticks after boot
 	// Command is a process's command name.
 	Command string `json:"command,omitempty"`
 }

@@ -25,11 +25,17 @@ import (
 // next question. A line already read when a question is shown (typed while
 // none was) is dropped, not taken as its answer.
 type Terminal struct {
-	In         io.Reader
-	Out        io.Writer
+	// In is where answers are read from, a line each.
+	In io.Reader
+	// Out is where the plan and the questions are written.
+	Out io.Writer
+	// IsTerminal reports whether In is a terminal; nil or false refuses
+	// every request with ErrNotTerminal.
 	IsTerminal func() bool
-	Identity   string
-	Now        func() time.Time
+	// Identity names who answers; it becomes the Decision's By.
+	Identity string
+	// Now stamps DecidedAt (nil: time.Now).
+	Now func() time.Time
 
 	mu      sync.Mutex
 	buf     *bufio.Reader

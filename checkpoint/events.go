@@ -126,53 +126,129 @@ func (e RunFinished) EventTime() time.Time { return e.At }
 // for the sink to catch up.
 type EventSink func(Event)
 
-// dispatcher delivers events to the sink through a bounded buffer on one
-// goroutine. The runner never waits for the sink: when the buffer is full
-// (the sink is slower than the run), the event is dropped and counted
+// Bounds of the event buffer when Options.EventBuffer is 0.
+const (
+	// DefaultEventBuffer is the least the buffer holds.
+	DefaultEventBuffer = 1024
+	// MaxEventBuffer is the most it grows to, so that a blocked sink costs
+	// bounded memory (at 2 events per node, a checkpoint of 32768 nodes).
+	MaxEventBuffer = 1 << 16
+)
+
+// dispatcher delivers events to the sink through a bounded FIFO on one
+// goroutine. The runner never waits for the sink: when the FIFO is full (the
+// sink is slower than the run), the event is dropped and counted
 // (Runner.DroppedEvents, RunFinished.Dropped). RunFinished itself waits up to
 // the flush timeout for room, and at the end of a run the runner waits for
-// the buffer to drain for at most the flush timeout.
+// the FIFO to drain for at most the flush timeout. Unless its limit is fixed,
+// the runner raises it before a checkpoint's node events (reserve), so a
+// sink that keeps up on average loses nothing to one checkpoint's burst.
 type dispatcher struct {
-	sink    EventSink
-	ch      chan Event
-	dropped atomic.Int64
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	closed  bool
+	sink     EventSink
+	dropped  atomic.Int64
+	done     chan struct{} // closed when the delivery goroutine ends
+	space    chan struct{} // a token when the delivery goroutine took an event
+	mu       sync.Mutex
+	nonEmpty *sync.Cond // on mu: queue got an event or the dispatcher closed
+	queue    []Event
+	limit    int  // most events queued
+	fixed    bool // limit set by the caller: reserve leaves it alone
+	closed   bool
 }
 
+// newDispatcher returns a dispatcher to sink; buffer > 0 fixes the limit,
+// 0 starts it at DefaultEventBuffer and lets reserve raise it.
 func newDispatcher(sink EventSink, buffer int) *dispatcher {
-	d := &dispatcher{sink: sink}
+	d := &dispatcher{sink: sink, limit: buffer, fixed: buffer > 0}
+	if !d.fixed {
+		d.limit = DefaultEventBuffer
+	}
 	if sink == nil {
 		return d
 	}
-	d.ch = make(chan Event, buffer)
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		for e := range d.ch {
-			if m, ok := e.(flushMarker); ok {
-				close(m.done)
-				continue
-			}
-			d.sink(e)
-		}
-	}()
+	d.nonEmpty = sync.NewCond(&d.mu)
+	d.done = make(chan struct{})
+	d.space = make(chan struct{}, 1)
+	go d.deliver()
 	return d
+}
+
+func (d *dispatcher) deliver() {
+	defer close(d.done)
+	for {
+		d.mu.Lock()
+		for len(d.queue) == 0 && !d.closed {
+			d.nonEmpty.Wait()
+		}
+		if len(d.queue) == 0 { // closed and delivered
+			d.mu.Unlock()
+			return
+		}
+		e := d.queue[0]
+		d.queue[0] = nil
+		d.queue = d.queue[1:]
+		if len(d.queue) == 0 {
+			d.queue = nil // let a burst's backing array go
+		}
+		d.mu.Unlock()
+		select {
+		case d.space <- struct{}{}:
+		default:
+		}
+		if m, ok := e.(flushMarker); ok {
+			close(m.done)
+			continue
+		}
+		d.sink(e)
+	}
+}
+
+// reserve makes room for n more events than are queued now (up to
+// MaxEventBuffer) unless the limit is fixed. The limit never shrinks.
+func (d *dispatcher) reserve(n int) {
+	if d.sink == nil || d.fixed {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.limit = max(d.limit, min(len(d.queue)+n, MaxEventBuffer))
+}
+
+// put queues e if there is room; closed reports a closed dispatcher.
+func (d *dispatcher) put(e Event) (ok, closed bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false, true
+	}
+	if len(d.queue) >= d.limit {
+		return false, false
+	}
+	d.queue = append(d.queue, e)
+	d.nonEmpty.Signal()
+	return true, false
+}
+
+// putWait is put, waiting until timer fires for room.
+func (d *dispatcher) putWait(e Event, timer <-chan time.Time) bool {
+	for {
+		ok, closed := d.put(e)
+		if ok || closed {
+			return ok
+		}
+		select {
+		case <-d.space:
+		case <-timer:
+			return false
+		}
+	}
 }
 
 func (d *dispatcher) emit(e Event) {
 	if d.sink == nil {
 		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return
-	}
-	select {
-	case d.ch <- e:
-	default:
+	if ok, closed := d.put(e); !ok && !closed {
 		d.dropped.Add(1)
 	}
 }
@@ -182,18 +258,17 @@ func (d *dispatcher) emitWait(e Event, timeout time.Duration) {
 	if d.sink == nil {
 		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return
-	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	select {
-	case d.ch <- e:
-	case <-t.C:
+	if !d.putWait(e, t.C) && !d.isClosed() {
 		d.dropped.Add(1)
 	}
+}
+
+func (d *dispatcher) isClosed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closed
 }
 
 // drain waits until every event emitted so far was delivered, or timeout passes.
@@ -201,17 +276,10 @@ func (d *dispatcher) drain(timeout time.Duration) {
 	if d.sink == nil {
 		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return
-	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	m := flushMarker{done: make(chan struct{})}
-	select {
-	case d.ch <- m:
-	case <-t.C:
+	if !d.putWait(m, t.C) {
 		return
 	}
 	select {
@@ -230,15 +298,13 @@ func (d *dispatcher) close(timeout time.Duration) {
 		return
 	}
 	d.mu.Lock()
-	if !d.closed {
-		d.closed = true
-		close(d.ch)
-	}
+	d.closed = true
+	d.nonEmpty.Broadcast()
 	d.mu.Unlock()
-	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
 	select {
-	case <-done:
-	case <-time.After(timeout):
+	case <-d.done:
+	case <-t.C:
 	}
 }

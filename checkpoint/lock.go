@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -298,25 +299,81 @@ func holderGone(h LockInfo, self identity) (bool, string) {
 }
 
 func readLock(path string) (LockInfo, error) {
-	var info LockInfo
 	f, _, err := fstrust.Open(path, os.O_RDONLY, 0o600, fstrust.RepairRead)
 	if err != nil {
-		return info, err
+		return LockInfo{}, err
 	}
 	defer f.Close()
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(f); err != nil {
-		return info, err
+		return LockInfo{}, err
 	}
-	dec := json.NewDecoder(&buf)
+	return decodeLock(path, buf.Bytes())
+}
+
+// decodeLock decodes a lock file strictly: one JSON object of LockInfo's
+// keys, none unknown, repeated or null, with a token, a pid, since and
+// heartbeat, and nothing after it. Errors are *CorruptStateError naming
+// path.
+func decodeLock(path string, data []byte) (LockInfo, error) {
+	var info LockInfo
+	corrupt := func(err error) (LockInfo, error) { return LockInfo{}, &CorruptStateError{Path: path, Err: err} }
+	if err := lockKeys(data); err != nil {
+		return corrupt(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&info); err != nil {
-		return info, &CorruptStateError{Path: path, Err: err}
+		return corrupt(err)
 	}
-	if info.Token == "" {
-		return info, &CorruptStateError{Path: path, Err: errors.New("no token")}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return corrupt(errors.New("trailing data after the lock record"))
+	}
+	switch {
+	case info.Token == "":
+		return corrupt(errors.New("no token"))
+	case info.PID <= 0:
+		return corrupt(fmt.Errorf("pid %d is not a process id", info.PID))
+	case info.Since.IsZero():
+		return corrupt(errors.New("no since time"))
+	case info.Heartbeat.IsZero():
+		return corrupt(errors.New("no heartbeat time"))
 	}
 	return info, nil
+}
+
+// lockKeys checks that data is an object whose keys appear once each and
+// are not null (encoding/json keeps the last of repeated keys and takes
+// null as "unset").
+func lockKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if t != json.Delim('{') {
+		return fmt.Errorf("want a JSON object, got %v", t)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := t.(string)
+		if seen[key] {
+			return fmt.Errorf("repeated key %q", key)
+		}
+		seen[key] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		if string(v) == "null" {
+			return fmt.Errorf("key %q is null", key)
+		}
+	}
+	return nil
 }
 
 // Info returns the lock's holder record (this process).

@@ -43,7 +43,10 @@ type Options struct {
 	Audit *approval.AuditLog
 	// Events receives progress events; see EventSink for the delivery guarantees.
 	Events EventSink
-	// EventBuffer is the number of events buffered for a slow sink (default 1024).
+	// EventBuffer is the number of events buffered for a slow sink. 0 (the
+	// default) sizes it from the run: at least DefaultEventBuffer, raised
+	// before each checkpoint's node events to hold them all (2 per planned
+	// node), up to MaxEventBuffer. A positive value fixes it.
 	EventBuffer int
 	// EventFlushTimeout bounds the wait for the sink at the end of a run (default 5s).
 	EventFlushTimeout time.Duration
@@ -84,8 +87,8 @@ func Open(ctx context.Context, list *List, opts Options) (*Runner, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.EventBuffer <= 0 {
-		opts.EventBuffer = 1024
+	if opts.EventBuffer < 0 {
+		return nil, fmt.Errorf("checkpoint runner: EventBuffer %d must not be negative", opts.EventBuffer)
 	}
 	if opts.EventFlushTimeout <= 0 {
 		opts.EventFlushTimeout = 5 * time.Second
@@ -451,6 +454,9 @@ func (r *Runner) runOne(ctx context.Context, l *Ledger, c Checkpoint) (Checkpoin
 	}
 
 	planned := plan.Nodes()
+	// Room for this checkpoint's node events (started, finished) and the
+	// few after them, so a sink that keeps up on average loses none.
+	r.ev.reserve(2*len(planned) + 8)
 	t := now().UTC()
 	for _, n := range planned {
 		nr := l.Node(name, n)

@@ -12,10 +12,15 @@ import (
 // chown UID and chmod Mode). Secret files hold the admin password: never log
 // or print Data (LogValue leaves it out).
 type File struct {
-	Path   string
-	Mode   uint32
-	UID    int
-	Data   []byte
+	// Path is the file's absolute path on the head node.
+	Path string
+	// Mode is its permission bits, e.g. 0o644.
+	Mode uint32
+	// UID is the uid that owns it (0: root).
+	UID int
+	// Data is its content.
+	Data []byte
+	// Secret is true for the admin password file: Data must not be shown.
 	Secret bool
 }
 

@@ -33,6 +33,7 @@ type EndpointResult struct {
 
 // Report is the health of every endpoint of the stack.
 type Report struct {
+	// Endpoints holds one result per endpoint checked, in a fixed order.
 	Endpoints []EndpointResult `json:"endpoints"`
 }
 

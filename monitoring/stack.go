@@ -72,16 +72,16 @@ func (t Target) Role() string {
 // empty field takes its default (see WithDefaults).
 type Stack struct {
 	// Images.
-	PrometheusImage   string `json:"prometheus_image,omitempty"`
-	GrafanaImage      string `json:"grafana_image,omitempty"`
-	NodeExporterImage string `json:"node_exporter_image,omitempty"`
-	CAdvisorImage     string `json:"cadvisor_image,omitempty"`
+	PrometheusImage   string `json:"prometheus_image,omitempty"`    // default DefaultPrometheusImage
+	GrafanaImage      string `json:"grafana_image,omitempty"`       // default DefaultGrafanaImage
+	NodeExporterImage string `json:"node_exporter_image,omitempty"` // default DefaultNodeExporterImage
+	CAdvisorImage     string `json:"cadvisor_image,omitempty"`      // default DefaultCAdvisorImage
 
 	// Ports, the same on every node (host networking).
-	NodeExporterPort int `json:"node_exporter_port,omitempty"`
-	CAdvisorPort     int `json:"cadvisor_port,omitempty"`
-	PrometheusPort   int `json:"prometheus_port,omitempty"`
-	GrafanaPort      int `json:"grafana_port,omitempty"`
+	NodeExporterPort int `json:"node_exporter_port,omitempty"` // default DefaultNodeExporterPort
+	CAdvisorPort     int `json:"cadvisor_port,omitempty"`      // default DefaultCAdvisorPort
+	PrometheusPort   int `json:"prometheus_port,omitempty"`    // on the head; default DefaultPrometheusPort
+	GrafanaPort      int `json:"grafana_port,omitempty"`       // on the head; default DefaultGrafanaPort
 	// RayMetricsPort is Ray's --metrics-export-port on every node.
 	RayMetricsPort int `json:"ray_metrics_port,omitempty"`
 	// DCGMExporterPort, when not 0, adds a scrape job for an NVIDIA DCGM
@@ -280,9 +280,12 @@ func (s Stack) grafanaSecretDir(cluster string) string {
 // Dir is a directory the deployer creates on the head node before starting
 // the stack, owned by UID with mode Mode.
 type Dir struct {
+	// Path is the directory's absolute path on the head node.
 	Path string
+	// Mode is its permission bits, e.g. 0o750.
 	Mode uint32
-	UID  int
+	// UID is the uid that owns it (0: root).
+	UID int
 }
 
 // Dirs lists the head node's directories of the stack, parents first.

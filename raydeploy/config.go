@@ -57,6 +57,9 @@ type SSHConfig struct {
 	TrustOnFirstUse bool `json:"trust_on_first_use,omitempty" yaml:"trust_on_first_use,omitempty"`
 	// Jump is an optional bastion every node is reached through.
 	Jump *JumpHost `json:"jump,omitempty" yaml:"jump,omitempty"`
+	// Timeouts bound how long SSH waits on a node (and the jump host) that
+	// stops answering; zero fields take the built-in defaults.
+	Timeouts SSHTimeouts `json:"timeouts,omitzero" yaml:"timeouts,omitempty"`
 }
 
 // JumpHost is an SSH bastion (like ssh -J).

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
@@ -172,9 +173,10 @@ func TestWithDefaultsPrecedence(t *testing.T) {
 	c := &Cluster{
 		Name: "lab",
 		SSH: SSHConfig{
-			Port: 2200,
-			Auth: Auth{KeyFile: "~/.ssh/cluster", SudoPasswordEnv: "SUDO_PW"},
-			Jump: &JumpHost{Address: "bastion.example.net"},
+			Port:     2200,
+			Auth:     Auth{KeyFile: "~/.ssh/cluster", SudoPasswordEnv: "SUDO_PW"},
+			Jump:     &JumpHost{Address: "bastion.example.net"},
+			Timeouts: SSHTimeouts{KeepaliveInterval: Duration(5 * time.Second)},
 		},
 		Head: Node{Address: "192.0.2.10", Resources: Resources{CPUs: new(0)}},
 		Workers: []Node{
@@ -200,6 +202,10 @@ func TestWithDefaultsPrecedence(t *testing.T) {
 			Auth:           Auth{KeyFile: key, SudoPasswordEnv: "SUDO_PW"},
 			KnownHostsFile: filepath.Join(home, ".ssh", "known_hosts"),
 			Jump:           &JumpHost{Address: "bastion.example.net", Port: 2200, User: "localuser", Auth: Auth{KeyFile: key, SudoPasswordEnv: "SUDO_PW"}},
+			// The keepalive timeout follows the interval set; the rest are
+			// the built-in defaults.
+			Timeouts: SSHTimeouts{Connect: Duration(10 * time.Second), ConnectAttempts: 5, ConnectTotal: Duration(30 * time.Second),
+				KeepaliveInterval: Duration(5 * time.Second), KeepaliveTimeout: Duration(5 * time.Second)},
 		},
 		Head: Node{Name: "192.0.2.10", Address: "192.0.2.10", Port: 2200, User: "localuser",
 			Auth:      Auth{KeyFile: key, SudoPasswordEnv: "SUDO_PW"},

@@ -109,6 +109,7 @@ func (c *Cluster) Validate() error {
 		validateUser(&p, "ssh.jump.user", j.User)
 		validateAuth(&p, "ssh.jump.", j.Auth)
 	}
+	c.SSH.Timeouts.validate(&p, "ssh.timeouts.")
 	if c.StateDir != "" && !filepath.IsAbs(c.StateDir) && c.StateDir != "~" && !strings.HasPrefix(c.StateDir, "~/") {
 		p.add("state_dir", "%q must be an absolute path (or start with ~/)", c.StateDir)
 	}

@@ -66,14 +66,26 @@ func (c *connector) sshConfig(n Node) (sshx.Config, error) {
 		TrustOnFirstUse: c.cluster.SSH.TrustOnFirstUse,
 		Logger:          c.log,
 	}
+	sshTimeouts(&cfg, c.cluster.SSH.Timeouts)
 	if j := c.cluster.SSH.Jump; j != nil {
 		jauth, err := sshAuth(j.Auth)
 		if err != nil {
 			return sshx.Config{}, err
 		}
 		cfg.Jump = &sshx.Config{Host: j.Address, Port: j.Port, User: j.User, Auth: jauth}
+		sshTimeouts(cfg.Jump, c.cluster.SSH.Timeouts)
 	}
 	return cfg, nil
+}
+
+// sshTimeouts sets the transport's timeouts from the ssh.timeouts section
+// (zero fields: the transport's defaults, which are the same).
+func sshTimeouts(cfg *sshx.Config, t SSHTimeouts) {
+	cfg.ConnectTimeout = time.Duration(t.Connect)
+	cfg.KeepaliveInterval = time.Duration(t.KeepaliveInterval)
+	cfg.KeepaliveTimeout = time.Duration(t.KeepaliveTimeout)
+	cfg.Retry.MaxAttempts = t.ConnectAttempts
+	cfg.Retry.MaxElapsed = time.Duration(t.ConnectTotal)
 }
 
 // sshAuth maps the config's credentials to the transport's; a

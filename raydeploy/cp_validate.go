@@ -24,19 +24,29 @@ var validateJob string
 
 // Check is one line of a validation report.
 type Check struct {
-	Name   string `json:"name"`
-	Node   string `json:"node,omitempty"`
-	OK     bool   `json:"ok"`
+	// Name is what was checked: container, dashboard, ray-nodes, ray-node,
+	// ray-cluster, ray-job, ray-task, or a monitoring service's endpoint.
+	Name string `json:"name"`
+	// Node is the node checked (empty: the cluster as a whole).
+	Node string `json:"node,omitempty"`
+	// OK is true when the check passed.
+	OK bool `json:"ok"`
+	// Detail is what was found or, when the check failed, the error.
 	Detail string `json:"detail"`
 }
 
 // ValidationReport is what final-validation and Validate found.
 type ValidationReport struct {
-	Cluster string        `json:"cluster"`
-	Time    time.Time     `json:"time"`
-	Took    time.Duration `json:"took_ns"`
-	OK      bool          `json:"ok"`
-	Checks  []Check       `json:"checks"`
+	// Cluster is the cluster's name.
+	Cluster string `json:"cluster"`
+	// Time is when validation started, UTC.
+	Time time.Time `json:"time"`
+	// Took is how long it took (took_ns: in nanoseconds).
+	Took time.Duration `json:"took_ns"`
+	// OK is true when every check passed.
+	OK bool `json:"ok"`
+	// Checks are the checks in the order they were made.
+	Checks []Check `json:"checks"`
 }
 
 // Text renders the report for people, one line per check.

@@ -43,6 +43,7 @@ func (c *Cluster) ApplyDefaults() {
 		s.KnownHostsFile = DefaultKnownHostsFile
 	}
 	s.KnownHostsFile = expandHome(s.KnownHostsFile, home)
+	s.Timeouts = s.Timeouts.WithDefaults()
 	s.Auth.KeyFile = expandHome(s.Auth.KeyFile, home)
 	if j := s.Jump; j != nil {
 		if j.Port == 0 {

@@ -65,6 +65,12 @@
 //	  jump:
 //	    address: bastion.example.net
 //	    user: jump
+//	  timeouts:              # the defaults
+//	    connect: 10s
+//	    connect_attempts: 5
+//	    connect_total: 30s
+//	    keepalive_interval: 15s
+//	    keepalive_timeout: 15s
 //
 //	head:
 //	  name: head
@@ -120,10 +126,25 @@
 // Node keys (head and each worker): name, address, port, user, key_file,
 // key_passphrase_env, agent, password_env, password, sudo_password_env,
 // sudo_password, labels, resources. The ssh section takes user, port, the
-// same auth keys, known_hosts, trust_on_first_use and jump (address, port,
-// user and auth keys). resources takes cpus, gpus, memory, cpu_fraction,
-// memory_fraction (each in (0,1]; cpus and cpu_fraction exclude each other,
-// as do memory and memory_fraction) and custom.
+// same auth keys, known_hosts, trust_on_first_use, jump (address, port,
+// user and auth keys) and timeouts. resources takes cpus, gpus, memory,
+// cpu_fraction, memory_fraction (each in (0,1]; cpus and cpu_fraction
+// exclude each other, as do memory and memory_fraction) and custom.
+//
+// ssh.timeouts (Go durations like 10s, 500ms, 1m30s, each at least 1s;
+// SSHTimeouts) bound how long a node that stops answering is waited for,
+// the nodes and the jump host alike: connect is each connection attempt
+// (TCP and SSH handshake), connect_attempts the attempts of one dial
+// (1-100), connect_total the time after which no new attempt starts; a
+// keepalive goes out every keepalive_interval on every connection, and one
+// unanswered for keepalive_timeout (default: keepalive_interval) closes the
+// connection.
+// A node frozen or cut off while connected is noticed within
+// keepalive_interval + keepalive_timeout; a dial to it gives up within
+// connect_total + connect. A step on such a node fails within the sum
+// (SSHTimeouts.DeadNodeBound, 70s with the defaults), its error naming the
+// node and saying "no answer to keepalive within ..." or "ssh handshake: no
+// answer within ...".
 //
 // # Ansible inventory import
 //

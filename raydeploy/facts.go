@@ -11,22 +11,22 @@ import (
 
 // Facts are what the SDK learns about a node in one SSH round trip.
 type Facts struct {
-	OS            string        `json:"os"`        // PRETTY_NAME of /etc/os-release
-	OSID          string        `json:"os_id"`     // ID, e.g. debian, ubuntu
-	OSLike        string        `json:"os_like"`   // ID_LIKE
-	Kernel        string        `json:"kernel"`    // uname -s
-	Arch          string        `json:"arch"`      // uname -m
-	CPUs          int           `json:"cpus"`      // nproc
-	MemTotal      ByteSize      `json:"mem_total"` // MemTotal
-	MemAvailable  ByteSize      `json:"mem_available"`
-	DiskFree      ByteSize      `json:"disk_free"` // free space on /
-	Docker        bool          `json:"docker"`    // the docker CLI is installed
-	DockerRunning bool          `json:"docker_running"`
-	DockerAccess  bool          `json:"docker_access"` // the login user may use the Engine's socket
-	Root          bool          `json:"root"`
-	User          string        `json:"user"`
-	ListenPorts   []int         `json:"listen_ports,omitempty"`
-	ClockSkew     time.Duration `json:"clock_skew"` // node clock minus controller clock
+	OS            string        `json:"os"`                     // PRETTY_NAME of /etc/os-release
+	OSID          string        `json:"os_id"`                  // ID, e.g. debian, ubuntu
+	OSLike        string        `json:"os_like"`                // ID_LIKE
+	Kernel        string        `json:"kernel"`                 // uname -s
+	Arch          string        `json:"arch"`                   // uname -m
+	CPUs          int           `json:"cpus"`                   // nproc
+	MemTotal      ByteSize      `json:"mem_total"`              // MemTotal
+	MemAvailable  ByteSize      `json:"mem_available"`          // MemAvailable of /proc/meminfo
+	DiskFree      ByteSize      `json:"disk_free"`              // free space on /
+	Docker        bool          `json:"docker"`                 // the docker CLI is installed
+	DockerRunning bool          `json:"docker_running"`         // a dockerd process runs
+	DockerAccess  bool          `json:"docker_access"`          // the login user may use the Engine's socket
+	Root          bool          `json:"root"`                   // the login user is uid 0
+	User          string        `json:"user"`                   // the login user's name
+	ListenPorts   []int         `json:"listen_ports,omitempty"` // TCP ports listened on, in no order
+	ClockSkew     time.Duration `json:"clock_skew"`             // node clock minus controller clock
 
 	// headProbe is the answer of the head reachability probe that
 	// prerequisites-check appends to the facts script: "" (not probed),

@@ -12,7 +12,7 @@ import (
 // ObservedContainer is a container of this cluster as a node's Docker Engine
 // lists it.
 type ObservedContainer struct {
-	Name  string `json:"name"`
+	Name  string `json:"name"`  // the container's name
 	Image string `json:"image"` // the reference it was created from
 	State string `json:"state"` // running, exited, created, ...
 }

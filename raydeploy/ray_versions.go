@@ -81,10 +81,13 @@ func (d *Deployer) checkVersions(ctx context.Context, nodes []Node, skip map[str
 // VersionMismatchError reports nodes whose Ray image carries another Ray or
 // Python version than the others: Ray refuses to mix them, so nothing starts.
 type VersionMismatchError struct {
-	Image  string
+	// Image is the configured Ray image reference.
+	Image string
+	// Detail lists each version found and its nodes: "<versions> on n1, n2; ...".
 	Detail string
 }
 
+// Error says which versions are on which nodes and how to make them agree.
 func (e *VersionMismatchError) Error() string {
 	return fmt.Sprintf("Ray and Python versions differ between nodes for image %s: %s; make every node hold the same image (docker rmi it on the odd nodes and re-run)", e.Image, e.Detail)
 }

@@ -40,17 +40,23 @@ func (p Placement) Matches(name, role string) bool {
 
 // Port publishes a container port on the node (not with host networking).
 type Port struct {
-	Container int    `json:"container"`
-	Host      int    `json:"host"`
-	Protocol  string `json:"protocol,omitempty"` // tcp (default) or udp
+	// Container is the port inside the container (1-65535).
+	Container int `json:"container"`
+	// Host is the node's port it is published on (1-65535).
+	Host     int    `json:"host"`
+	Protocol string `json:"protocol,omitempty"` // tcp (default) or udp
 }
 
 // Mount is a bind mount of a node path, a named volume or a tmpfs.
 type Mount struct {
-	Type     string `json:"type"` // bind, volume or tmpfs
-	Source   string `json:"source,omitempty"`
-	Target   string `json:"target"`
-	ReadOnly bool   `json:"read_only,omitempty"`
+	Type string `json:"type"` // bind, volume or tmpfs
+	// Source is the node's absolute path of a bind mount or the name of a
+	// volume (empty for tmpfs).
+	Source string `json:"source,omitempty"`
+	// Target is the absolute path inside the container.
+	Target string `json:"target"`
+	// ReadOnly mounts it read-only.
+	ReadOnly bool `json:"read_only,omitempty"`
 }
 
 // HealthCheck is how the SDK decides that the service is up on a node. Exactly
@@ -69,9 +75,12 @@ type HealthCheck struct {
 
 // Ulimit is a resource limit for the container's processes.
 type Ulimit struct {
+	// Name is the limit's name, e.g. "nofile".
 	Name string `json:"name"`
-	Soft int64  `json:"soft"`
-	Hard int64  `json:"hard"`
+	// Soft is the soft limit.
+	Soft int64 `json:"soft"`
+	// Hard is the hard limit.
+	Hard int64 `json:"hard"`
 }
 
 // Spec is a containerized service the SDK runs on a set of nodes.

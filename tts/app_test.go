@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -397,39 +396,62 @@ func TestAppSpeaks(t *testing.T) {
 func startApp(t testing.TB, config ...string) *Client {
 	t.Helper()
 	requireAppRuntime(t)
-	dir := t.TempDir()
-	if err := WriteApp(dir); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	args := []string{"-m", PythonPackage, "--host", "127.0.0.1", "--port", fmt.Sprint(port)}
+	app := testenv.PythonApp{Python: debianPython, Write: WriteApp, Module: PythonPackage}
 	if len(config) > 0 {
-		args = append(args, "--config", config[0])
+		app.Args = []string{"--config", config[0]}
 	}
-	cmd := exec.Command(debianPython, args...)
-	cmd.Env = append(os.Environ(), "PYTHONPATH="+dir, "PYTHONDONTWRITEBYTECODE=1")
-	var out testenv.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("app output:\n%s", out.String())
-		}
-	})
-	c, err := NewClient(ClientConfig{BaseURL: fmt.Sprintf("http://127.0.0.1:%d", port)})
+	c, err := NewClient(ClientConfig{BaseURL: testenv.StartPythonApp(t, app).URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, err := c.WaitHealthy(ctx, 100*time.Millisecond); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
 	return c
+}
+
+// The app run with the args a Service generates: FirstPhraseWords decides
+// how much of a long sentence the first streamed chunk holds, and with a
+// short first phrase that chunk is sent before the sentence is synthesized.
+func TestFirstPhraseWordsDecidesFirstChunk(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	type result struct {
+		first, all int
+		done       StreamDone
+	}
+	stream := func(words int) result {
+		args, err := json.Marshal(Service{FirstPhraseWords: words}.App().Args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, err := startApp(t, string(args)).DialWS(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		var r result
+		r.done, err = ws.Synthesize(ctx, Request{Text: benchSentence, VoiceID: "slt"}, func(b []byte) error {
+			if r.first == 0 {
+				r.first = len(b)
+			}
+			r.all += len(b)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("FirstPhraseWords %d: %v", words, err)
+		}
+		t.Logf("FirstPhraseWords %2d: first chunk %6d of %6d bytes, sent at %.3fs, synthesis done at %.3fs",
+			words, r.first, r.all, r.done.FirstChunkS, r.done.SynthesisS)
+		return r
+	}
+	short, def, whole := stream(2), stream(0), stream(WholeSentences)
+	if !(short.first < def.first && def.first < whole.first) {
+		t.Errorf("first chunks of %d words: %d bytes (2 words), %d (default %d), %d (whole sentences); want them in that order, growing",
+			wordCount(benchSentence), short.first, def.first, DefaultFirstPhraseWords, whole.first)
+	}
+	if short.first*5 > short.all || !(short.done.FirstChunkS < short.done.SynthesisS) {
+		t.Errorf("2-word first phrase: first chunk %d of %d bytes at %.3fs, synthesis done at %.3fs; want under a fifth, sent before the end",
+			short.first, short.all, short.done.FirstChunkS, short.done.SynthesisS)
+	}
+	if whole.first != whole.all {
+		t.Errorf("whole sentences: first chunk %d of %d bytes; want the one sentence in one chunk", whole.first, whole.all)
+	}
 }

@@ -38,13 +38,13 @@
 //
 // Streaming answers start early: engines that synthesize a whole segment
 // before returning audio (flite, festival) get the first phrase alone (up
-// to the first comma within the app setting stream_first_words, default 4
-// words, else a cut after at most that many words, not on a function word),
-// then the rest of the text sentence by sentence, each synthesized while the
-// previous is sent. At the cut the engine's edge silences are trimmed and a
-// pause is put back (half the preset's pause at a comma, 40 ms elsewhere);
-// the format and rate never change within a stream. /synthesize keeps whole
-// sentences.
+// to the first comma within Service.FirstPhraseWords, the app setting
+// stream_first_words, default 4 words, else a cut after at most that many
+// words, not on a function word), then the rest of the text sentence by
+// sentence, each synthesized while the previous is sent. At the cut the
+// engine's edge silences are trimmed and a pause is put back (half the
+// preset's pause at a comma, 40 ms elsewhere); the format and rate never
+// change within a stream. /synthesize keeps whole sentences.
 //
 // Service is the application as a value: it generates the Serve config
 // (autoscaling_config only, never with num_replicas), plans, deploys it

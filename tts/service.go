@@ -52,6 +52,16 @@ type Service struct {
 	MaxConcurrency int
 	// AudioTTL is how long an audio_url of /synthesize stays valid (default 10 min).
 	AudioTTL time.Duration
+	// FirstPhraseWords is the most words of the first phrase a streaming
+	// answer (/synthesize/stream, /ws/tts) synthesizes alone, which decides
+	// its time to first byte: the app ends that phrase at the first comma,
+	// semicolon or colon within this many words, else after at most this
+	// many (not on a word like "the"), and sends its audio while the rest is
+	// synthesized. Fewer words start sooner; the cut costs a little prosody.
+	// 0 means DefaultFirstPhraseWords; WholeSentences streams sentence by
+	// sentence. At most MaxFirstPhraseWords. Engines that stream natively
+	// (espeak-ng) ignore it.
+	FirstPhraseWords int
 	// NeuralModels maps a neural model name to its weights path. The app has
 	// no neural inference code: named models are reported unavailable with
 	// the reason, never listed as voices.
@@ -63,6 +73,13 @@ const (
 	DefaultName     = "tts"
 	DefaultHTTPPort = 8000
 	DefaultVoice    = "slt"
+	// DefaultFirstPhraseWords is the app's own default (stream_first_words).
+	DefaultFirstPhraseWords = 4
+	// MaxFirstPhraseWords bounds FirstPhraseWords.
+	MaxFirstPhraseWords = 64
+	// WholeSentences as FirstPhraseWords streams whole sentences: no
+	// first phrase is split off.
+	WholeSentences = -1
 )
 
 // WithDefaults returns s with every zero field set to its default.
@@ -109,6 +126,9 @@ func (s Service) WithDefaults() Service {
 	}
 	if s.AudioTTL == 0 {
 		s.AudioTTL = 10 * time.Minute
+	}
+	if s.FirstPhraseWords == 0 {
+		s.FirstPhraseWords = DefaultFirstPhraseWords
 	}
 	return s
 }
@@ -174,6 +194,9 @@ func (s Service) Validate() error {
 	}
 	if s.MaxTextChars < 1 || s.MaxConcurrency < 1 || s.AudioTTL < time.Second {
 		bad("limits", "max_text_chars and max_concurrency must be at least 1, audio_ttl at least 1s")
+	}
+	if w := s.FirstPhraseWords; w != WholeSentences && (w < 1 || w > MaxFirstPhraseWords) {
+		bad("first_phrase_words", "%d: want 1-%d words, or WholeSentences (%d)", w, MaxFirstPhraseWords, WholeSentences)
 	}
 	for name, p := range s.NeuralModels {
 		if p == "" {
@@ -249,6 +272,8 @@ func (s Service) App() AppConfig {
 		"max_text_chars":  s.MaxTextChars,
 		"max_concurrency": s.MaxConcurrency,
 		"audio_ttl_s":     int(s.AudioTTL / time.Second),
+		// The app's 0 is whole sentences.
+		"stream_first_words": max(s.FirstPhraseWords, 0),
 	}
 	if len(s.Voices) > 0 {
 		args["voices"] = slices.Clone(s.Voices)

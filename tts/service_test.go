@@ -2,6 +2,9 @@ package tts
 
 import (
 	"encoding/json"
+	"io/fs"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -62,5 +65,38 @@ func TestServiceValidateNamesFields(t *testing.T) {
 	}
 	if err := (Service{}).Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+}
+
+// FirstPhraseWords reaches the app as stream_first_words; its default is the
+// app's own (config.py), and WholeSentences is the app's 0.
+func TestFirstPhraseWordsInAppArgs(t *testing.T) {
+	py, err := fs.ReadFile(AppFiles(), PythonPackage+"/config.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*stream_first_words: int = (\d+)`).FindSubmatch(py)
+	if m == nil || string(m[1]) != strconv.Itoa(DefaultFirstPhraseWords) {
+		t.Fatalf("config.py's stream_first_words default is %q, want DefaultFirstPhraseWords (%d)", m, DefaultFirstPhraseWords)
+	}
+	for _, tc := range []struct{ words, want int }{{0, DefaultFirstPhraseWords}, {2, 2}, {MaxFirstPhraseWords, MaxFirstPhraseWords}, {WholeSentences, 0}} {
+		cfg, err := Service{FirstPhraseWords: tc.words}.Config(nil)
+		if err != nil {
+			t.Fatalf("FirstPhraseWords %d: %v", tc.words, err)
+		}
+		var app struct {
+			Args map[string]any `json:"args"`
+		}
+		if err := json.Unmarshal(cfg.Applications[0], &app); err != nil {
+			t.Fatal(err)
+		}
+		if got := app.Args["stream_first_words"]; got != float64(tc.want) {
+			t.Errorf("FirstPhraseWords %d: args.stream_first_words = %v, want %d", tc.words, got, tc.want)
+		}
+	}
+	for _, w := range []int{-2, MaxFirstPhraseWords + 1} {
+		if err := (Service{FirstPhraseWords: w}).Validate(); err == nil || !strings.Contains(err.Error(), "tts.first_phrase_words") {
+			t.Errorf("FirstPhraseWords %d: err = %v, want one naming tts.first_phrase_words", w, err)
+		}
 	}
 }

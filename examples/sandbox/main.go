@@ -4,7 +4,8 @@
 // be had without a registry), prints the time each checkpoint took and the
 // time of a no-op re-run, and how to reach everything. It keeps the cluster
 // until interrupted (Ctrl-C) or for -hold, then removes every container and
-// network it made.
+// network it made, and the temporary directory of its files (a directory
+// given with -dir is kept).
 package main
 
 import (
@@ -37,7 +38,7 @@ import (
 
 func main() {
 	nodes := flag.Int("nodes", 3, "number of nodes")
-	dir := flag.String("dir", "", "where to write the client key, known_hosts, cluster.yaml and the state (default: a new temp directory)")
+	dir := flag.String("dir", "", "where to write the client key, known_hosts, cluster.yaml and the state (default: a new temp directory, removed on exit)")
 	hold := flag.Duration("hold", 0, "remove the cluster after this long (0: keep it until interrupted)")
 	deploy := flag.Bool("deploy", true, "deploy Ray into the nodes (false: only start the nodes)")
 	verbose := flag.Bool("v", false, "debug logs")
@@ -92,13 +93,19 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	} else {
 		built <- builtImages{}
 	}
+	// On exit the cluster goes first, then the files that reach it.
+	var leave func(clusterErr error) string
 	env, err := testenv.Start(ctx, testenv.Options{Nodes: nodes, Logf: logf, DeployPassword: "sandbox-" + randomWord()})
 	if env != nil {
 		defer func() {
-			if err := env.Close(); err != nil {
-				log.Error("removing the cluster", "err", err)
+			cerr := env.Close()
+			if cerr != nil {
+				log.Error("removing the cluster", "err", cerr)
 			} else {
 				log.Info("cluster removed", "name", env.Name)
+			}
+			if leave != nil {
+				fmt.Fprintln(out, leave(cerr))
 			}
 		}()
 	}
@@ -107,12 +114,7 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	}
 	log.Info("nodes ready", "name", env.Name, "nodes", nodes, "took", time.Since(start).Round(time.Millisecond))
 
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "raydeploy-sandbox-"); err != nil {
-			return err
-		}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if dir, leave, err = workDir(dir); err != nil {
 		return err
 	}
 	b := <-built
@@ -165,6 +167,35 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	fmt.Fprintln(out, "\nCtrl-C removes it.")
 	<-ctx.Done()
 	return nil
+}
+
+// workDir returns dir (created 0700 if missing) or, when dir is empty, a
+// new temporary directory, and what to do on exit once the cluster removal
+// returned clusterErr: a directory workDir made is removed when the cluster
+// is gone; one given with -dir, or one whose key still reaches nodes left
+// behind, is kept. It returns the line that says which.
+func workDir(dir string) (string, func(clusterErr error) string, error) {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", nil, err
+		}
+		return dir, func(error) string {
+			return "kept " + dir + " (given with -dir): the key, known_hosts, cluster.yaml and state"
+		}, nil
+	}
+	made, err := os.MkdirTemp("", "raydeploy-sandbox-")
+	if err != nil {
+		return "", nil, err
+	}
+	return made, func(clusterErr error) string {
+		if clusterErr != nil {
+			return "kept " + made + ": its key and known_hosts reach the nodes that were not removed"
+		}
+		if err := os.RemoveAll(made); err != nil {
+			return fmt.Sprintf("removing %s: %v", made, err)
+		}
+		return "removed " + made
+	}, nil
 }
 
 // images are what the sandbox deploys: built locally (or named by the

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -76,7 +76,9 @@ func TestPrintedCommands(t *testing.T) {
 	out := sb.stdout.String()
 	t.Logf("main job printed:\n%s", out)
 	sandbox := parseSandbox(t, out)
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(sandbox.config)) }) // the sandbox's own temp directory
+	// The sandbox's own temp directory: it removes it on exit (checked
+	// below); this is for a sandbox that had to be killed.
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(sandbox.config)) })
 
 	runSandboxCommands(t, sh, sandbox)
 	s := &suiteState{sh: sh, sandbox: sandbox, root: root, tmp: t.TempDir(), whileServe: findKind(t, plan, kindWhileServe)}
@@ -97,6 +99,13 @@ func TestPrintedCommands(t *testing.T) {
 	ctrs, err := pool.Client.ListContainers(docker.ListContainersOptions{All: true, Filters: map[string][]string{"label": {testenv.LabelTestenv + "=" + sandbox.cluster}}})
 	if err != nil || len(ctrs) != 0 {
 		t.Errorf("after Ctrl-C the sandbox left %d container(s) of %s (%v)", len(ctrs), sandbox.cluster, err)
+	}
+	dir := filepath.Dir(sandbox.config)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after Ctrl-C the sandbox's temporary directory %s is still there (%v)", dir, err)
+	}
+	if !strings.Contains(sb.stdout.String(), "removed "+dir+"\n") {
+		t.Errorf("after Ctrl-C the sandbox does not say it removed %s:\n%s", dir, lastLines(sb.stdout.String(), 5))
 	}
 }
 
@@ -602,29 +611,7 @@ func (s *suiteState) serveAPI(t *testing.T, cmd string) {
 func (s *suiteState) runTTS(t *testing.T, cmd string) {
 	testenv.RequireBinary(t, "/usr/bin/python3", "python3")
 	testenv.RequireBinary(t, "/usr/bin/flite", "flite")
-	dir := t.TempDir()
-	if err := tts.WriteApp(dir); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	app := exec.Command("/usr/bin/python3", "-m", tts.PythonPackage, "--port", fmt.Sprint(port))
-	app.Env = append(os.Environ(), "PYTHONPATH="+dir, "PYTHONDONTWRITEBYTECODE=1")
-	var appOut testenv.SyncBuffer
-	app.Stdout, app.Stderr = &appOut, &appOut
-	if err := app.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = app.Process.Kill(); _ = app.Wait() }()
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	c, _ := tts.NewClient(tts.ClientConfig{BaseURL: url})
-	if _, err := c.WaitHealthy(t.Context(), 100*time.Millisecond); err != nil {
-		t.Fatalf("TTS app: %v\n%s", err, appOut.String())
-	}
+	url := testenv.StartPythonApp(t, testenv.PythonApp{Write: tts.WriteApp, Module: tts.PythonPackage}).URL
 	filled := s.fill(cmd, "http://HEAD:8000", url)
 	out := s.mustRun(t, filled)
 	switch {

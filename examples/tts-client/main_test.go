@@ -3,10 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,32 +17,10 @@ import (
 func TestCommands(t *testing.T) {
 	testenv.RequireBinary(t, "/usr/bin/python3", "python3")
 	testenv.RequireBinary(t, "/usr/bin/flite", "flite")
-	dir := t.TempDir()
-	if err := tts.WriteApp(dir); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command("/usr/bin/python3", "-m", tts.PythonPackage, "--port", fmt.Sprint(port))
-	cmd.Env = append(os.Environ(), "PYTHONPATH="+dir, "PYTHONDONTWRITEBYTECODE=1")
-	var out testenv.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	url := testenv.StartPythonApp(t, testenv.PythonApp{Write: tts.WriteApp, Module: tts.PythonPackage}).URL
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, _ := tts.NewClient(tts.ClientConfig{BaseURL: url})
-	if _, err := c.WaitHealthy(ctx, 100*time.Millisecond); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	wav := filepath.Join(dir, "out.wav")
+	wav := filepath.Join(t.TempDir(), "out.wav")
 	for _, tc := range []struct {
 		args []string
 		want string

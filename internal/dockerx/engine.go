@@ -81,10 +81,14 @@ func (e *Engine) Ping(ctx context.Context) (string, error) {
 
 // Version is the Engine's version and operating system facts.
 type Version struct {
-	Version    string
+	// Version is the Engine's release, e.g. "27.3.1".
+	Version string
+	// APIVersion is the newest Engine API version it speaks, e.g. "1.47".
 	APIVersion string
-	OS         string
-	Arch       string
+	// OS is the operating system the Engine runs on, e.g. "linux".
+	OS string
+	// Arch is its CPU architecture, e.g. "amd64".
+	Arch string
 }
 
 // ServerVersion returns the Engine's version.
@@ -98,10 +102,13 @@ func (e *Engine) ServerVersion(ctx context.Context) (Version, error) {
 
 // Container is a container as listed by the Engine.
 type Container struct {
-	ID     string
-	Name   string
-	Image  string // the reference it was created from
-	State  string // running, exited, created, ...
+	// ID is the container's full ID.
+	ID string
+	// Name is the container's name without the leading "/".
+	Name  string
+	Image string // the reference it was created from
+	State string // running, exited, created, ...
+	// Labels are the container's labels.
 	Labels map[string]string
 }
 
@@ -157,8 +164,10 @@ func (e *Engine) Remove(ctx context.Context, id string) error {
 
 // ExecResult is the outcome of a command run in a container.
 type ExecResult struct {
+	// Stdout and Stderr are the command's whole output on each stream.
 	Stdout, Stderr []byte
-	ExitCode       int
+	// ExitCode is the command's exit status.
+	ExitCode int
 }
 
 // Exec runs cmd in a running container and waits for it.

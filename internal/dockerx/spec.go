@@ -28,58 +28,95 @@ const (
 // ContainerSpec is the desired state of one container. It is plain data so
 // that its digest is stable: two equal specs have equal digests.
 type ContainerSpec struct {
-	Name        string            `json:"name"`
-	Image       string            `json:"image"`
-	Entrypoint  []string          `json:"entrypoint,omitempty"`
-	Cmd         []string          `json:"cmd,omitempty"`
-	Env         map[string]string `json:"env,omitempty"`
+	// Name is the container's name (required).
+	Name string `json:"name"`
+	// Image is the image reference to run (required; it must be present on
+	// the Engine).
+	Image string `json:"image"`
+	// Entrypoint replaces the image's entrypoint (nil: the image's).
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	// Cmd is the command or the entrypoint's arguments (nil: the image's).
+	Cmd []string `json:"cmd,omitempty"`
+	// Env holds environment variables by name.
+	Env map[string]string `json:"env,omitempty"`
+	// Labels are the container's labels; Ensure adds LabelSpec (the digest),
+	// which Digest leaves out.
 	Labels      map[string]string `json:"labels,omitempty"`
 	NetworkMode string            `json:"network_mode,omitempty"` // "host", "bridge", ...
 	Ports       []Port            `json:"ports,omitempty"`        // published ports (not with host networking)
-	Mounts      []Mount           `json:"mounts,omitempty"`
-	Privileged  bool              `json:"privileged,omitempty"`
-	CapAdd      []string          `json:"cap_add,omitempty"`
-	PIDMode     string            `json:"pid_mode,omitempty"`
-	User        string            `json:"user,omitempty"`
-	WorkingDir  string            `json:"working_dir,omitempty"`
-	Restart     string            `json:"restart,omitempty"` // "no", "always", "unless-stopped", "on-failure"
-	ShmSize     int64             `json:"shm_size,omitempty"`
-	Ulimits     []Ulimit          `json:"ulimits,omitempty"`
-	GPUs        bool              `json:"gpus,omitempty"` // all GPUs through the NVIDIA runtime
-	Devices     []string          `json:"devices,omitempty"`
-	Health      *Health           `json:"health,omitempty"`
+	// Mounts are bind mounts, volumes and tmpfs mounts.
+	Mounts []Mount `json:"mounts,omitempty"`
+	// Privileged runs the container with all capabilities and host devices.
+	Privileged bool `json:"privileged,omitempty"`
+	// CapAdd lists Linux capabilities added, e.g. "SYS_ADMIN".
+	CapAdd []string `json:"cap_add,omitempty"`
+	// PIDMode "host" shares the host's PID namespace (empty: the container's
+	// own).
+	PIDMode string `json:"pid_mode,omitempty"`
+	// User is the user (name or uid[:gid]) the processes run as (empty: the
+	// image's).
+	User string `json:"user,omitempty"`
+	// WorkingDir is the processes' working directory (empty: the image's).
+	WorkingDir string `json:"working_dir,omitempty"`
+	Restart    string `json:"restart,omitempty"` // "no", "always", "unless-stopped", "on-failure"
+	// ShmSize is the size of /dev/shm in bytes (0: the Engine's default).
+	ShmSize int64 `json:"shm_size,omitempty"`
+	// Ulimits are resource limits of the container's processes.
+	Ulimits []Ulimit `json:"ulimits,omitempty"`
+	GPUs    bool     `json:"gpus,omitempty"` // all GPUs through the NVIDIA runtime
+	// Devices are host device paths passed through at the same path,
+	// read-write.
+	Devices []string `json:"devices,omitempty"`
+	// Health is the Engine's health check (nil: the image's, if any).
+	Health *Health `json:"health,omitempty"`
 }
 
 // Port publishes a container port on the host.
 type Port struct {
-	Container int    `json:"container"`
-	Host      int    `json:"host"`
-	Protocol  string `json:"protocol,omitempty"` // tcp (default) or udp
-	HostIP    string `json:"host_ip,omitempty"`
+	// Container is the port number inside the container.
+	Container int `json:"container"`
+	// Host is the host port it is published on.
+	Host     int    `json:"host"`
+	Protocol string `json:"protocol,omitempty"` // tcp (default) or udp
+	// HostIP is the host address to bind (empty: all).
+	HostIP string `json:"host_ip,omitempty"`
 }
 
 // Mount is a bind mount, named volume or tmpfs.
 type Mount struct {
-	Type     string `json:"type"` // bind, volume, tmpfs
-	Source   string `json:"source,omitempty"`
-	Target   string `json:"target"`
-	ReadOnly bool   `json:"read_only,omitempty"`
+	Type string `json:"type"` // bind, volume, tmpfs
+	// Source is the host path of a bind mount or the name of a volume (empty
+	// for tmpfs).
+	Source string `json:"source,omitempty"`
+	// Target is the path inside the container.
+	Target string `json:"target"`
+	// ReadOnly mounts it read-only.
+	ReadOnly bool `json:"read_only,omitempty"`
 }
 
 // Ulimit is a resource limit for the container's processes.
 type Ulimit struct {
+	// Name is the limit's name, e.g. "nofile".
 	Name string `json:"name"`
-	Soft int64  `json:"soft"`
-	Hard int64  `json:"hard"`
+	// Soft is the soft limit.
+	Soft int64 `json:"soft"`
+	// Hard is the hard limit.
+	Hard int64 `json:"hard"`
 }
 
 // Health is the Engine-run health check of a container.
 type Health struct {
-	Test        []string      `json:"test"` // e.g. ["CMD", "curl", "-f", "http://localhost/"]
-	Interval    time.Duration `json:"interval,omitempty"`
-	Timeout     time.Duration `json:"timeout,omitempty"`
+	Test []string `json:"test"` // e.g. ["CMD", "curl", "-f", "http://localhost/"]
+	// Interval is the time between checks (0: the Engine's default, 30 s).
+	Interval time.Duration `json:"interval,omitempty"`
+	// Timeout is how long one check may take (0: the Engine's default, 30 s).
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// StartPeriod is the time after start during which failed checks do not
+	// count (0: none).
 	StartPeriod time.Duration `json:"start_period,omitempty"`
-	Retries     int           `json:"retries,omitempty"`
+	// Retries is how many failed checks in a row make the container unhealthy
+	// (0: the Engine's default, 3).
+	Retries int `json:"retries,omitempty"`
 }
 
 // Digest is a stable digest of the spec (JSON with sorted map keys).
@@ -104,7 +141,9 @@ const (
 
 // EnsureResult is the container Ensure left running.
 type EnsureResult struct {
-	ID     string
+	// ID is the container's full ID.
+	ID string
+	// Action says what Ensure did.
 	Action Action
 }
 
@@ -189,13 +228,19 @@ func (e *Engine) Inspect(ctx context.Context, nameOrID string) (ContainerState, 
 
 // ContainerState is what Inspect reports.
 type ContainerState struct {
-	ID       string
-	ImageID  string
-	Running  bool
-	Status   string
+	// ID is the container's full ID.
+	ID string
+	// ImageID is the ID of the image the container runs ("sha256:...").
+	ImageID string
+	// Running is true while the container runs.
+	Running bool
+	// Status is the Engine's state: created, running, exited, ...
+	Status string
+	// ExitCode is the exit code of its last run (0 while it runs).
 	ExitCode int
 	Health   string // "", starting, healthy, unhealthy
-	Labels   map[string]string
+	// Labels are the container's labels.
+	Labels map[string]string
 }
 
 func (s ContainerSpec) engineConfig(digest string) (*container.Config, *container.HostConfig, error) {

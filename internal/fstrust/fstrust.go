@@ -11,7 +11,9 @@ import (
 // UnsafeError reports a file or directory that is refused: a symbolic link,
 // not the expected kind, owned by someone else, or writable by others.
 type UnsafeError struct {
-	Path   string
+	// Path is the refused file or directory, as given.
+	Path string
+	// Reason says what is wrong with it and, where it can, what to do.
 	Reason string
 }
 
@@ -21,8 +23,11 @@ func (e *UnsafeError) Error() string { return fmt.Sprintf("%s refused: %s", e.Pa
 // Repair describes a permission fix applied to a path (only read access by
 // others is ever repaired; write access by others is refused).
 type Repair struct {
-	Path    string
+	// Path is the file or directory whose mode was changed.
+	Path string
+	// OldMode is its permission bits before the repair.
 	OldMode fs.FileMode
+	// NewMode is its permission bits after it.
 	NewMode fs.FileMode
 }
 

@@ -34,7 +34,7 @@ type Node struct {
 	Conn *sshx.Conn
 	// Address and Port are where the node's peers reach its sshd.
 	Address string
-	Port    int
+	Port    int // the TCP port of the node's sshd
 }
 
 // Options tune Distribute.

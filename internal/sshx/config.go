@@ -113,7 +113,9 @@ type RetryPolicy struct {
 	// MaxAttempts is the number of connection attempts, 1 meaning no retry
 	// (0: DefaultMaxAttempts).
 	MaxAttempts int
-	// MaxElapsed bounds the total time spent retrying (0: DefaultMaxElapsed).
+	// MaxElapsed bounds the total time spent retrying: no attempt starts
+	// after it, so a dial gives up within MaxElapsed + ConnectTimeout (0:
+	// DefaultMaxElapsed).
 	MaxElapsed time.Duration
 	// InitialInterval is the first backoff delay (0: DefaultInitialInterval).
 	InitialInterval time.Duration
@@ -144,10 +146,14 @@ type Config struct {
 	// ConnectTimeout bounds each attempt's TCP connect and SSH handshake
 	// (0: DefaultConnectTimeout).
 	ConnectTimeout time.Duration
-	// KeepaliveInterval is the period of keepalive requests; a request not
-	// answered within one interval closes the connection (0:
+	// KeepaliveInterval is the period of keepalive requests (0:
 	// DefaultKeepaliveInterval; negative: off).
 	KeepaliveInterval time.Duration
+	// KeepaliveTimeout is how long a keepalive request may go unanswered
+	// before the connection counts as dead and is closed (0: the
+	// KeepaliveInterval). A node that stops answering is noticed within
+	// KeepaliveInterval + KeepaliveTimeout.
+	KeepaliveTimeout time.Duration
 	// Retry bounds retries of transient dial failures.
 	Retry RetryPolicy
 	// Logger receives debug and warning records (nil: discard).
@@ -176,6 +182,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KeepaliveInterval == 0 {
 		c.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if c.KeepaliveTimeout <= 0 {
+		c.KeepaliveTimeout = c.KeepaliveInterval
 	}
 	if c.Retry.MaxAttempts == 0 {
 		c.Retry.MaxAttempts = DefaultMaxAttempts

@@ -160,9 +160,10 @@ func dial(ctx context.Context, cfg Config, jump *Conn, hooks *dialHooks, ks *kee
 	// No goroutine waits for the end: the connection's reads report it.
 	ec.onEnd(func(err error) { c.closeWith(fmt.Errorf("%w: %s: %v", ErrClosed, addr, err)) })
 	if cfg.KeepaliveInterval > 0 {
-		c.keeper = newKeeper(cfg.KeepaliveInterval)
+		kp := keepalivePolicy{interval: cfg.KeepaliveInterval, timeout: cfg.KeepaliveTimeout}
+		c.keeper = newKeeper(kp)
 		if ks != nil {
-			c.keeper = ks.get(cfg.KeepaliveInterval)
+			c.keeper = ks.get(kp)
 		}
 		c.keeper.add(c)
 	}
@@ -207,6 +208,9 @@ func attempt(ctx context.Context, cfg Config, addr string, jump *Conn, clientCfg
 			_ = sc.Close()
 		}
 		_ = nc.Close()
+		if ctx.Err() == nil {
+			return nil, nil, fmt.Errorf("ssh handshake: no answer within %s: %w", cfg.ConnectTimeout, actx.Err())
+		}
 		return nil, nil, fmt.Errorf("ssh handshake: %w", actx.Err())
 	}
 	if err != nil {

@@ -17,10 +17,11 @@ const maxKeepalivesInFlight = 32
 // sweep per interval from a single goroutine (running only while it holds
 // connections): a Pool of a thousand nodes costs one goroutine and one
 // ticker, not one each per connection. A request not answered within the
-// interval closes its connection, through a timer rather than a waiting
+// timeout closes its connection, through a timer rather than a waiting
 // goroutine.
 type keeper struct {
 	interval time.Duration
+	timeout  time.Duration
 	sem      chan struct{}
 
 	mu      sync.Mutex
@@ -28,9 +29,13 @@ type keeper struct {
 	running bool
 }
 
-func newKeeper(interval time.Duration) *keeper {
-	return &keeper{interval: interval, sem: make(chan struct{}, maxKeepalivesInFlight), conns: map[*Conn]struct{}{}}
+func newKeeper(p keepalivePolicy) *keeper {
+	return &keeper{interval: p.interval, timeout: p.timeout, sem: make(chan struct{}, maxKeepalivesInFlight), conns: map[*Conn]struct{}{}}
 }
+
+// keepalivePolicy is how often keepalives go out and how long one may go
+// unanswered.
+type keepalivePolicy struct{ interval, timeout time.Duration }
 
 // add starts keeping c alive until it closes.
 func (k *keeper) add(c *Conn) {
@@ -76,15 +81,15 @@ func (k *keeper) loop() {
 }
 
 // ping sends one keepalive and closes c when it fails or is not answered
-// within the interval.
+// within the timeout.
 func (k *keeper) ping(c *Conn) {
 	defer func() { <-k.sem }()
 	defer c.kaInflight.Store(false)
 	var answered atomic.Bool
-	timer := time.AfterFunc(k.interval, func() {
+	timer := time.AfterFunc(k.timeout, func() {
 		if !answered.Load() {
-			c.log.Warn("ssh keepalive unanswered; closing connection", slog.Duration("waited", k.interval))
-			c.closeWith(fmt.Errorf("%w: %s: no answer to keepalive within %s", ErrClosed, c.addr, k.interval))
+			c.log.Warn("ssh keepalive unanswered; closing connection", slog.Duration("waited", k.timeout))
+			c.closeWith(fmt.Errorf("%w: %s: no answer to keepalive within %s", ErrClosed, c.addr, k.timeout))
 		}
 	})
 	_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
@@ -99,23 +104,23 @@ func (k *keeper) ping(c *Conn) {
 	}
 }
 
-// keepers hands out one keeper per interval (a Pool's connections may ask
+// keepers hands out one keeper per policy (a Pool's connections may ask
 // for different ones).
 type keepers struct {
 	mu sync.Mutex
-	by map[time.Duration]*keeper
+	by map[keepalivePolicy]*keeper
 }
 
-func (ks *keepers) get(interval time.Duration) *keeper {
+func (ks *keepers) get(p keepalivePolicy) *keeper {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	if ks.by == nil {
-		ks.by = map[time.Duration]*keeper{}
+		ks.by = map[keepalivePolicy]*keeper{}
 	}
-	k := ks.by[interval]
+	k := ks.by[p]
 	if k == nil {
-		k = newKeeper(interval)
-		ks.by[interval] = k
+		k = newKeeper(p)
+		ks.by[p] = k
 	}
 	return k
 }

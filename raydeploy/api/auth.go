@@ -67,9 +67,15 @@ const TokenPrefix = "rdt_"
 
 // TokenEntry is one token in a tokens file: only its SHA-256 is kept.
 type TokenEntry struct {
-	Name      string    `json:"name"`
-	Role      Role      `json:"role"`
-	Hash      string    `json:"sha256"`
+	// Name is the token owner's name, the Principal's name (letters, digits,
+	// . _ @ -; at most 64).
+	Name string `json:"name"`
+	// Role is what the token may do.
+	Role Role `json:"role"`
+	// Hash (sha256) is the hex SHA-256 of the token; the token itself is not
+	// kept.
+	Hash string `json:"sha256"`
+	// CreatedAt is when the token was created, UTC, to the second.
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -80,8 +86,10 @@ type tokensFile struct {
 
 // Principal is an authenticated caller.
 type Principal struct {
+	// Name (principal) is the token's name (TokenEntry.Name).
 	Name string `json:"principal"`
-	Role Role   `json:"role"`
+	// Role is the token's role.
+	Role Role `json:"role"`
 }
 
 // Tokens is a set of bearer tokens loaded from a tokens file. It is safe for

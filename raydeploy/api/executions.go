@@ -31,25 +31,43 @@ const (
 // (api/executions/<id>.json) so that it survives a server restart. A run cut
 // off by a restart is INTERRUPTED and can be resumed.
 type Execution struct {
-	ID          string                `json:"execution_id"`
-	Status      string                `json:"status"`
-	Checkpoint  string                `json:"checkpoint,omitempty"`
-	StartFrom   string                `json:"start_from,omitempty"`
-	Resume      bool                  `json:"resume"`
-	ResumeOf    string                `json:"resume_of,omitempty"`
-	RequestedBy string                `json:"requested_by"`
-	StartedAt   time.Time             `json:"started_at"`
-	EndedAt     *time.Time            `json:"ended_at,omitempty"`
-	Message     string                `json:"message,omitempty"`
-	Error       string                `json:"error,omitempty"`
+	// ID (execution_id) is the execution's ID, 32 hex digits.
+	ID string `json:"execution_id"`
+	// Status is STARTED, RUNNING, COMPLETED, FAILED, CANCELLED or
+	// INTERRUPTED.
+	Status string `json:"status"`
+	// Checkpoint is the only checkpoint run (empty: not limited to one).
+	Checkpoint string `json:"checkpoint,omitempty"`
+	// StartFrom is the checkpoint the run started from (empty: the first).
+	StartFrom string `json:"start_from,omitempty"`
+	// Resume is true when checkpoints that already succeeded were skipped.
+	Resume bool `json:"resume"`
+	// ResumeOf is the ID of the execution this one resumes (empty: none).
+	ResumeOf string `json:"resume_of,omitempty"`
+	// RequestedBy is the principal who started it.
+	RequestedBy string `json:"requested_by"`
+	// StartedAt is when it started, UTC.
+	StartedAt time.Time `json:"started_at"`
+	// EndedAt is when it ended, UTC (absent: not yet).
+	EndedAt *time.Time `json:"ended_at,omitempty"`
+	// Message says how it ended and what to do next (empty: not ended).
+	Message string `json:"message,omitempty"`
+	// Error is why the run failed (empty: it did not).
+	Error string `json:"error,omitempty"`
+	// Checkpoints is what became of each checkpoint the run reached, in
+	// order.
 	Checkpoints []ExecutionCheckpoint `json:"checkpoints"`
 }
 
 // ExecutionCheckpoint is what became of one checkpoint in an execution.
 type ExecutionCheckpoint struct {
-	Name   string `json:"name"`
+	// Name is the checkpoint's name.
+	Name string `json:"name"`
+	// Status is a ledger status (running, succeeded, skipped-satisfied,
+	// failed, ...) or waiting-approval.
 	Status string `json:"status"`
-	Error  string `json:"error,omitempty"`
+	// Error is why it failed (empty: it did not).
+	Error string `json:"error,omitempty"`
 }
 
 func (e *Execution) finished() bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
+	"github.com/raydeploy/sdk/internal/fstrust"
 )
 
 func (s *Server) buildRoutes() {
@@ -212,30 +214,50 @@ type CheckpointExecutionRequest struct {
 
 // CheckpointExecution is the answer 202 of POST /api/v1/checkpoints/{name} (the seed's).
 type CheckpointExecution struct {
-	Checkpoint  string    `json:"checkpoint"`
-	ExecutionID string    `json:"execution_id"`
-	Status      string    `json:"status"`
-	StartedAt   time.Time `json:"started_at"`
-	Message     string    `json:"message"`
+	// Checkpoint is the checkpoint started.
+	Checkpoint string `json:"checkpoint"`
+	// ExecutionID is the new execution (GET /api/v1/executions/{id}).
+	ExecutionID string `json:"execution_id"`
+	// Status is STARTED.
+	Status string `json:"status"`
+	// StartedAt is when the execution started, UTC.
+	StartedAt time.Time `json:"started_at"`
+	// Message says what happens next (for a checkpoint that needs approval:
+	// where it waits).
+	Message string `json:"message"`
 }
 
 // ApprovalInfo is the seed's ApprovalInfo; Pending (an addition) is the
 // request waiting for a decision, if any.
 type ApprovalInfo struct {
-	Checkpoint    string           `json:"checkpoint"`
-	Required      bool             `json:"approval_required"`
-	Destructive   bool             `json:"destructive_operation"`
-	Message       string           `json:"message"`
-	ImpactSummary []string         `json:"impact_summary"`
-	Pending       *ApprovalRequest `json:"pending"`
+	// Checkpoint is the checkpoint's name.
+	Checkpoint string `json:"checkpoint"`
+	// Required (approval_required) is true when a run waits for an approver's
+	// decision.
+	Required bool `json:"approval_required"`
+	// Destructive (destructive_operation) is true when the checkpoint removes
+	// what cannot be restored.
+	Destructive bool `json:"destructive_operation"`
+	// Message says in words what approval the checkpoint needs.
+	Message string `json:"message"`
+	// ImpactSummary lists the pending request's risks, then each plan item as
+	// "node: action detail" (empty: no request pending).
+	ImpactSummary []string `json:"impact_summary"`
+	// Pending is the request waiting for a decision (null: none).
+	Pending *ApprovalRequest `json:"pending"`
 }
 
 // ApprovalRequired is the seed's 400 answer when approval is needed.
 type ApprovalRequired struct {
-	Error        string       `json:"error"`
-	Checkpoint   string       `json:"checkpoint"`
+	// Error is "APPROVAL_REQUIRED".
+	Error string `json:"error"`
+	// Checkpoint is the checkpoint's name.
+	Checkpoint string `json:"checkpoint"`
+	// ApprovalInfo is what GET /api/v1/approvals/{name} answers.
 	ApprovalInfo ApprovalInfo `json:"approval_info"`
-	Message      string       `json:"message"`
+	// Message says how to start the checkpoint anyway: send {"approve":
+	// true}.
+	Message string `json:"message"`
 }
 
 func (s *Server) approvalInfo(info checkpoint.Info) ApprovalInfo {
@@ -310,9 +332,15 @@ func (s *Server) startFailed(w http.ResponseWriter, r *http.Request, err error) 
 // ExecutionRequest is the body of POST /api/v1/executions. At most one of
 // Checkpoint and StartFrom; none runs every checkpoint.
 type ExecutionRequest struct {
+	// Checkpoint runs only this checkpoint (empty: every one, or those from
+	// StartFrom).
 	Checkpoint string `json:"checkpoint"`
-	StartFrom  string `json:"start_from"`
-	Resume     bool   `json:"resume"`
+	// StartFrom runs this checkpoint and those after it (empty: from the
+	// first).
+	StartFrom string `json:"start_from"`
+	// Resume skips checkpoints that already succeeded with the same
+	// configuration.
+	Resume bool `json:"resume"`
 }
 
 func (s *Server) runOptions(w http.ResponseWriter, r *http.Request, er ExecutionRequest) (checkpoint.RunOptions, bool) {
@@ -502,29 +530,49 @@ func (s *Server) run(ctx context.Context, d Deployer, id string, o checkpoint.Ru
 
 // PlanRequest is the body of POST /api/v1/plans.
 type PlanRequest struct {
+	// Checkpoint plans only this checkpoint (empty: every one, or those from
+	// StartFrom).
 	Checkpoint string `json:"checkpoint"`
-	StartFrom  string `json:"start_from"`
-	Resume     bool   `json:"resume"`
+	// StartFrom plans this checkpoint and those after it (empty: from the
+	// first).
+	StartFrom string `json:"start_from"`
+	// Resume leaves out checkpoints that already succeeded with the same
+	// configuration.
+	Resume bool `json:"resume"`
 }
 
 // PlanAnswer is the dry run: the plan of each selected checkpoint, per node,
 // with its digest (an approval binds to that digest).
 type PlanAnswer struct {
-	GeneratedAt time.Time        `json:"generated_at"`
-	Plans       []CheckpointPlan `json:"plans"`
-	Error       string           `json:"error,omitempty"`
+	// GeneratedAt is when the plans were made, UTC.
+	GeneratedAt time.Time `json:"generated_at"`
+	// Plans is the plan of each checkpoint planned, in order.
+	Plans []CheckpointPlan `json:"plans"`
+	// Error is why planning stopped early (empty: it did not).
+	Error string `json:"error,omitempty"`
 }
 
 // CheckpointPlan is one checkpoint's plan.
 type CheckpointPlan struct {
-	Checkpoint    string                `json:"checkpoint"`
-	Description   string                `json:"description"`
-	NeedsApproval bool                  `json:"approval_required"`
-	Destructive   bool                  `json:"destructive_operation"`
-	Digest        string                `json:"plan_digest"`
-	Empty         bool                  `json:"empty"`
-	Items         []PlanItem            `json:"items"`
-	Nodes         map[string][]PlanItem `json:"nodes"`
+	// Checkpoint is the checkpoint's name.
+	Checkpoint string `json:"checkpoint"`
+	// Description says what the checkpoint does.
+	Description string `json:"description"`
+	// NeedsApproval (approval_required) is true when a run waits for an
+	// approver's decision.
+	NeedsApproval bool `json:"approval_required"`
+	// Destructive (destructive_operation) is true when the checkpoint removes
+	// what cannot be restored.
+	Destructive bool `json:"destructive_operation"`
+	// Digest (plan_digest) is the plan's digest; an approval binds to it.
+	Digest string `json:"plan_digest"`
+	// Empty is true when there is nothing to change (the checkpoint is
+	// satisfied).
+	Empty bool `json:"empty"`
+	// Items is every planned change, all nodes.
+	Items []PlanItem `json:"items"`
+	// Nodes is the same items by node ID ("*": the whole cluster).
+	Nodes map[string][]PlanItem `json:"nodes"`
 }
 
 // PlanItem is one planned change on one node ("*": the whole cluster), with
@@ -589,17 +637,31 @@ func (s *Server) postPlan(w http.ResponseWriter, r *http.Request, p Principal) {
 
 // ApprovalRequest is a pending approval request as the API shows it.
 type ApprovalRequest struct {
-	ID          string     `json:"id"`
-	Checkpoint  string     `json:"checkpoint"`
-	Description string     `json:"description"`
-	Destructive bool       `json:"destructive"`
-	Risks       []string   `json:"risks"`
-	Plan        []PlanItem `json:"plan"`
-	PlanDigest  string     `json:"plan_digest"`
-	RequestedBy string     `json:"requested_by"`
-	RequestedAt time.Time  `json:"requested_at"`
-	ExpiresAt   time.Time  `json:"expires_at"`
-	ExecutionID string     `json:"execution_id,omitempty"`
+	// ID is the request's ID (POST /api/v1/approval-requests/{id}/decision).
+	ID string `json:"id"`
+	// Checkpoint is the checkpoint waiting to run.
+	Checkpoint string `json:"checkpoint"`
+	// Description says what the checkpoint does.
+	Description string `json:"description"`
+	// Destructive is true when the checkpoint removes what cannot be
+	// restored; approving it needs acknowledge_risks.
+	Destructive bool `json:"destructive"`
+	// Risks lists what could go wrong (empty: none described).
+	Risks []string `json:"risks"`
+	// Plan is the changes an approval allows.
+	Plan []PlanItem `json:"plan"`
+	// PlanDigest is the plan's digest; a decision must carry it.
+	PlanDigest string `json:"plan_digest"`
+	// RequestedBy is the principal who started the run.
+	RequestedBy string `json:"requested_by"`
+	// RequestedAt is when the request was made, UTC.
+	RequestedAt time.Time `json:"requested_at"`
+	// ExpiresAt is RequestedAt plus Config.ApprovalTimeout: when the waiting
+	// run gives up (approval.ErrTimeout).
+	ExpiresAt time.Time `json:"expires_at"`
+	// ExecutionID is the execution in progress, the one waiting (empty:
+	// none).
+	ExecutionID string `json:"execution_id,omitempty"`
 }
 
 func (s *Server) toRequest(r approval.Request) ApprovalRequest {
@@ -642,23 +704,36 @@ type DecisionRequest struct {
 
 // DecisionAnswer is a recorded decision.
 type DecisionAnswer struct {
-	ID                string    `json:"id"`
-	RequestID         string    `json:"request_id"`
-	Checkpoint        string    `json:"checkpoint"`
-	Approved          bool      `json:"approved"`
-	By                string    `json:"by"`
-	Reason            string    `json:"reason"`
-	RisksAcknowledged bool      `json:"risks_acknowledged"`
-	DecidedAt         time.Time `json:"decided_at"`
-	PlanDigest        string    `json:"plan_digest"`
+	// ID is the decision's ID.
+	ID string `json:"id"`
+	// RequestID is the request decided.
+	RequestID string `json:"request_id"`
+	// Checkpoint is the checkpoint the request was for.
+	Checkpoint string `json:"checkpoint"`
+	// Approved is true for an approval, false for a rejection.
+	Approved bool `json:"approved"`
+	// By is the authenticated principal who decided.
+	By string `json:"by"`
+	// Reason is as given in the request (empty: none).
+	Reason string `json:"reason"`
+	// RisksAcknowledged is the acknowledge_risks given.
+	RisksAcknowledged bool `json:"risks_acknowledged"`
+	// DecidedAt is when the decision was recorded, UTC.
+	DecidedAt time.Time `json:"decided_at"`
+	// PlanDigest is the digest of the plan the decision covers.
+	PlanDigest string `json:"plan_digest"`
 }
 
 // SeedApprovalRequest is the seed's ApprovalRequest body. ApprovedBy is kept
 // for compatibility and ignored: the approver is the authenticated principal.
 type SeedApprovalRequest struct {
-	ApprovedBy       string `json:"approved_by"`
-	Reason           string `json:"reason"`
-	AcknowledgeRisks bool   `json:"acknowledge_risks"`
+	// ApprovedBy must not be empty, but the authenticated principal is
+	// recorded instead.
+	ApprovedBy string `json:"approved_by"`
+	// Reason is required and recorded with the decision.
+	Reason string `json:"reason"`
+	// AcknowledgeRisks must be true to approve a destructive checkpoint.
+	AcknowledgeRisks bool `json:"acknowledge_risks"`
 	// PlanDigest, optional here, must match the pending plan when given.
 	PlanDigest string `json:"plan_digest"`
 	// Reject turns the call into a rejection (an addition; default false).
@@ -667,13 +742,21 @@ type SeedApprovalRequest struct {
 
 // ApprovalResponse is the seed's answer to POST /api/v1/approvals/{name}.
 type ApprovalResponse struct {
-	Checkpoint    string    `json:"checkpoint"`
-	Approved      bool      `json:"approved"`
-	ApprovedBy    string    `json:"approved_by"`
-	ApprovedAt    time.Time `json:"approved_at"`
-	ApprovalToken string    `json:"approval_token"`
-	RequestID     string    `json:"request_id"`
-	PlanDigest    string    `json:"plan_digest"`
+	// Checkpoint is the checkpoint's name.
+	Checkpoint string `json:"checkpoint"`
+	// Approved is true for an approval, false when Reject was set.
+	Approved bool `json:"approved"`
+	// ApprovedBy is the authenticated principal who decided.
+	ApprovedBy string `json:"approved_by"`
+	// ApprovedAt is when the decision was recorded, UTC.
+	ApprovedAt time.Time `json:"approved_at"`
+	// ApprovalToken is the seed's token: here the decision's ID (nothing
+	// needs it to run).
+	ApprovalToken string `json:"approval_token"`
+	// RequestID is the request decided.
+	RequestID string `json:"request_id"`
+	// PlanDigest is the digest of the plan the decision covers.
+	PlanDigest string `json:"plan_digest"`
 }
 
 // decideRequest checks and records a decision on req by p.
@@ -829,16 +912,23 @@ func (s *Server) listDashboards(w http.ResponseWriter, _ *http.Request, _ Princi
 
 // AuditAnswer is a page of the audit log.
 type AuditAnswer struct {
+	// Records are the newest records after since, at most limit, oldest
+	// first.
 	Records []approval.AuditRecord `json:"records"`
-	Total   int                    `json:"total"`
+	// Total is how many records there are after since, before limit.
+	Total int `json:"total"`
 }
 
 // AuditVerification is the result of verifying the audit log's hash chain.
 type AuditVerification struct {
-	OK      bool   `json:"ok"`
-	Records int    `json:"records"`
-	Line    int    `json:"line,omitempty"`
-	Reason  string `json:"reason,omitempty"`
+	// OK is true when the chain and the log's end are intact.
+	OK bool `json:"ok"`
+	// Records is the number of intact records.
+	Records int `json:"records"`
+	// Line is the first line, 1-based, that breaks the chain (absent: none).
+	Line int `json:"line,omitempty"`
+	// Reason says what is wrong (empty: nothing).
+	Reason string `json:"reason,omitempty"`
 }
 
 func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, _ Principal) {
@@ -860,8 +950,13 @@ func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, _ Principal) {
 		}
 		since = n
 	}
-	data, err := os.ReadFile(s.cfg.Audit.Path())
+	data, err := readAuditLog(s.cfg.Audit.Path())
 	if err != nil {
+		if msg, ok := auditRefused(err); ok {
+			s.log.Error("audit log refused", "method", r.Method, "path", r.URL.Path, "err", err)
+			s.fail(w, http.StatusInternalServerError, "AUDIT_LOG_REFUSED", msg)
+			return
+		}
 		s.internal(w, r, err)
 		return
 	}
@@ -892,8 +987,32 @@ func (s *Server) verifyAudit(w http.ResponseWriter, _ *http.Request, _ Principal
 	var ce *approval.ChainError
 	if errors.As(err, &ce) {
 		v.Line, v.Reason = ce.Line, ce.Reason
+	} else if msg, ok := auditRefused(err); ok {
+		v.Reason = msg
 	} else if err != nil {
 		v.Reason = "the audit log cannot be read"
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// readAuditLog reads the audit log the way the state is opened: without
+// following a symbolic link, without blocking on a FIFO, checked as opened
+// (a regular file of this user that others cannot write).
+func readAuditLog(path string) ([]byte, error) {
+	f, _, err := fstrust.Open(path, os.O_RDONLY, 0o600, fstrust.AllowRead)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// auditRefused says why the audit log was refused, for the client, when
+// err is such a refusal (a link, not a regular file, a foreign owner...).
+func auditRefused(err error) (string, bool) {
+	var ue *fstrust.UnsafeError
+	if !errors.As(err, &ue) {
+		return "", false
+	}
+	return "the audit log is refused: it " + ue.Reason, true
 }

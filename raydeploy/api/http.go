@@ -33,9 +33,13 @@ type route struct {
 
 // Route describes one endpoint for documentation and tests.
 type Route struct {
+	// Method and Path are the HTTP method and the URL pattern ({name} is a
+	// path parameter).
 	Method, Path string
 	// Role is the least role that may call it; "" means no token is needed.
-	Role     Role
+	Role Role
+	// Mutating is true when the endpoint changes something; its calls
+	// (those not refused for the rate limit) are recorded in the audit log.
 	Mutating bool
 }
 
@@ -51,10 +55,16 @@ func (s *Server) Routes() []Route {
 // ErrorBody is the JSON of every error answer (the seed's Error schema). It
 // never carries a stack trace or an internal path.
 type ErrorBody struct {
-	Error     string    `json:"error"`
-	Message   string    `json:"message"`
+	// Error is a machine-readable code such as "UNAUTHORIZED" or
+	// "CHECKPOINT_NOT_FOUND".
+	Error string `json:"error"`
+	// Message says what went wrong for people, with the state directory and
+	// home directory shortened.
+	Message string `json:"message"`
+	// Timestamp is when the error was answered, UTC.
 	Timestamp time.Time `json:"timestamp"`
-	Details   any       `json:"details,omitempty"`
+	// Details is the seed's; this server leaves it out.
+	Details any `json:"details,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -13,20 +13,43 @@ import (
 // node or approval transition, or the end of a run.
 type Event struct {
 	// ID is "<boot>-<seq>": boot changes with every server start, seq counts up.
-	ID          string    `json:"id"`
-	Type        string    `json:"type"`
-	At          time.Time `json:"at"`
-	ExecutionID string    `json:"execution_id,omitempty"`
-	Checkpoint  string    `json:"checkpoint,omitempty"`
-	Node        string    `json:"node,omitempty"`
-	Status      string    `json:"status,omitempty"`
-	Summary     string    `json:"summary,omitempty"`
-	Error       string    `json:"error,omitempty"`
-	PlanDigest  string    `json:"plan_digest,omitempty"`
-	RequestID   string    `json:"request_id,omitempty"`
-	Approved    *bool     `json:"approved,omitempty"`
-	By          string    `json:"by,omitempty"`
-	Items       int       `json:"items,omitempty"`
+	ID string `json:"id"`
+	// Type is one of the Event* types; it is also the stream event's name.
+	Type string `json:"type"`
+	// At is when it happened, UTC.
+	At time.Time `json:"at"`
+	// ExecutionID is the execution it belongs to (empty: none started through
+	// the API).
+	ExecutionID string `json:"execution_id,omitempty"`
+	// Checkpoint is the checkpoint concerned (empty in run and execution
+	// events).
+	Checkpoint string `json:"checkpoint,omitempty"`
+	// Node is the node's ID in node events (empty otherwise).
+	Node string `json:"node,omitempty"`
+	// Status is the node's ledger status in node events, succeeded or failed
+	// in run.finished, the execution's status in execution.updated (empty
+	// otherwise).
+	Status string `json:"status,omitempty"`
+	// Summary is the node's summary in node.finished, the reason in
+	// checkpoint.skipped, and "rejected: <reason>" in approval.decided of a
+	// refusal with a reason.
+	Summary string `json:"summary,omitempty"`
+	// Error is the text of the error, if any, that the transition reports.
+	Error string `json:"error,omitempty"`
+	// PlanDigest is the plan's digest in checkpoint.planned and approval
+	// events.
+	PlanDigest string `json:"plan_digest,omitempty"`
+	// RequestID is the approval request's ID in approval events.
+	RequestID string `json:"request_id,omitempty"`
+	// Approved is set in approval.decided only: true when approved without
+	// error.
+	Approved *bool `json:"approved,omitempty"`
+	// By is the requester in approval.pending and who decided in
+	// approval.decided.
+	By string `json:"by,omitempty"`
+	// Items is the number of plan items in checkpoint.planned (absent: zero
+	// or another type).
+	Items int `json:"items,omitempty"`
 }
 
 // Event types.

@@ -59,7 +59,7 @@ type Config struct {
 	// FailedAuthRate and FailedAuthBurst bound failed authentications per
 	// remote IP (default one per 2 s, burst 10); beyond that the answer is 429.
 	FailedAuthRate  rate.Limit
-	FailedAuthBurst int
+	FailedAuthBurst int // failures allowed at once per IP (default 10)
 	// Webhooks are told about approvals pending and decided and runs finished.
 	Webhooks []Webhook
 	// WebhookClient sends webhook deliveries (default: 10 s timeout).

@@ -21,44 +21,93 @@ import (
 
 // CheckpointStatus is the seed's CheckpointStatus, from the ledger.
 type CheckpointStatus struct {
-	Checkpoint    string                          `json:"checkpoint"`
-	Status        string                          `json:"status"`
-	Nodes         map[string]NodeCheckpointStatus `json:"nodes"`
-	TotalNodes    int                             `json:"total_nodes"`
-	PassedNodes   int                             `json:"passed_nodes"`
-	Message       string                          `json:"message"`
-	Description   string                          `json:"description"`
-	NeedsApproval bool                            `json:"approval_required"`
-	Destructive   bool                            `json:"destructive_operation"`
-	LedgerStatus  string                          `json:"ledger_status"`
-	PlanDigest    string                          `json:"plan_digest,omitempty"`
-	StartedAt     *time.Time                      `json:"started_at,omitempty"`
-	EndedAt       *time.Time                      `json:"ended_at,omitempty"`
-	ApprovedBy    string                          `json:"approved_by,omitempty"`
+	// Checkpoint is the checkpoint's name.
+	Checkpoint string `json:"checkpoint"`
+	// Status is the seed's status: PASSED (succeeded or already satisfied),
+	// FAILED, IN_PROGRESS (running) or NOT_FOUND (not run yet).
+	Status string `json:"status"`
+	// Nodes is each node's status in the checkpoint by node ID; nodes it has
+	// not reached yet are left out.
+	Nodes map[string]NodeCheckpointStatus `json:"nodes"`
+	// TotalNodes is the number of nodes in the cluster.
+	TotalNodes int `json:"total_nodes"`
+	// PassedNodes is how many of Nodes are PASSED.
+	PassedNodes int `json:"passed_nodes"`
+	// Message says the status in words: "not run yet", "succeeded on 2 of 3
+	// nodes", "already satisfied, nothing to change", "running" or "failed:
+	// <error>".
+	Message string `json:"message"`
+	// Description says what the checkpoint does.
+	Description string `json:"description"`
+	// NeedsApproval (approval_required) is true when a run of the checkpoint
+	// waits for an approver's decision (it needs approval or is destructive).
+	NeedsApproval bool `json:"approval_required"`
+	// Destructive (destructive_operation) is true when the checkpoint removes
+	// what cannot be restored.
+	Destructive bool `json:"destructive_operation"`
+	// LedgerStatus is the ledger's own status: pending, running, succeeded,
+	// failed or skipped-satisfied.
+	LedgerStatus string `json:"ledger_status"`
+	// PlanDigest is the digest of the plan of the last run (empty: not run,
+	// or planning failed).
+	PlanDigest string `json:"plan_digest,omitempty"`
+	// StartedAt is when the last run started, UTC (absent: never).
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	// EndedAt is when the last run ended, UTC (absent: not run or still
+	// running).
+	EndedAt *time.Time `json:"ended_at,omitempty"`
+	// ApprovedBy is who approved the last run (empty: it needed no approval
+	// or was not approved).
+	ApprovedBy string `json:"approved_by,omitempty"`
 }
 
 // NodeCheckpointStatus is the seed's NodeCheckpointStatus.
 type NodeCheckpointStatus struct {
-	Checkpoint   string     `json:"checkpoint,omitempty"`
-	Status       string     `json:"status"`
-	Timestamp    *time.Time `json:"timestamp,omitempty"`
-	NeedsApprove bool       `json:"approval_required"`
-	Destructive  bool       `json:"destructive_operation"`
-	LedgerStatus string     `json:"ledger_status"`
-	StartedAt    *time.Time `json:"started_at,omitempty"`
-	Summary      string     `json:"summary,omitempty"`
-	Error        string     `json:"error,omitempty"`
+	// Checkpoint is the checkpoint's name.
+	Checkpoint string `json:"checkpoint,omitempty"`
+	// Status is PASSED, FAILED or IN_PROGRESS on this node.
+	Status string `json:"status"`
+	// Timestamp is when the node's run ended, else when it started, UTC
+	// (absent: neither recorded).
+	Timestamp *time.Time `json:"timestamp,omitempty"`
+	// NeedsApprove (approval_required) is as in
+	// CheckpointStatus.NeedsApproval.
+	NeedsApprove bool `json:"approval_required"`
+	// Destructive (destructive_operation) is as in CheckpointStatus.
+	Destructive bool `json:"destructive_operation"`
+	// LedgerStatus is the ledger's status of the checkpoint on this node.
+	LedgerStatus string `json:"ledger_status"`
+	// StartedAt is when the checkpoint started on this node, UTC (absent: not
+	// recorded).
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	// Summary is what the checkpoint reported for this node (empty: nothing).
+	Summary string `json:"summary,omitempty"`
+	// Error is why it failed on this node (empty: it did not).
+	Error string `json:"error,omitempty"`
 }
 
 // ClusterHealth is the seed's ClusterHealth, from the last validation report.
 type ClusterHealth struct {
-	OverallStatus string          `json:"overall_status"`
-	RayCluster    HealthPart      `json:"ray_cluster"`
-	Monitoring    MonitoringPart  `json:"monitoring"`
-	Containers    ContainerCounts `json:"containers"`
-	Endpoints     EndpointCounts  `json:"endpoints"`
-	AsOf          *time.Time      `json:"as_of"`
-	Source        string          `json:"source"`
+	// OverallStatus grades every check of the last validation report: HEALTHY
+	// (all passed), DEGRADED (some), FAILED (none) or UNKNOWN (no checks: no
+	// readable report).
+	OverallStatus string `json:"overall_status"`
+	// RayCluster grades the report's Ray checks (dashboard, cluster, nodes,
+	// job, task).
+	RayCluster HealthPart `json:"ray_cluster"`
+	// Monitoring grades the report's monitoring endpoint checks.
+	Monitoring MonitoringPart `json:"monitoring"`
+	// Containers counts the cluster's containers (see ContainerCounts and
+	// ContainersAsOf).
+	Containers ContainerCounts `json:"containers"`
+	// Endpoints counts the endpoint checks of the report: the Ray dashboard
+	// and the monitoring endpoints.
+	Endpoints EndpointCounts `json:"endpoints"`
+	// AsOf is the time of the validation report (null: none).
+	AsOf *time.Time `json:"as_of"`
+	// Source says where the figures come from: "last validation report",
+	// "validation report unreadable" or "none: no validation report yet".
+	Source string `json:"source"`
 	// ContainersAsOf is when the containers counts were taken: the oldest
 	// node's latest listing, or the validation report's time when not every
 	// node was listed yet (null: neither).
@@ -67,57 +116,96 @@ type ClusterHealth struct {
 
 // HealthPart is the Ray part of ClusterHealth.
 type HealthPart struct {
+	// Status is HEALTHY, DEGRADED, FAILED or UNKNOWN, graded as
+	// OverallStatus.
 	Status string `json:"status"`
-	Nodes  int    `json:"nodes"`
+	// Nodes is the number of nodes whose ray-node check passed.
+	Nodes int `json:"nodes"`
 }
 
 // MonitoringPart is the monitoring part of ClusterHealth.
 type MonitoringPart struct {
-	Status   string   `json:"status"`
+	// Status is HEALTHY, DEGRADED, FAILED or UNKNOWN, graded as
+	// OverallStatus.
+	Status string `json:"status"`
+	// Services names the monitoring checks that passed, each once, in report
+	// order.
 	Services []string `json:"services"`
 }
 
 // ContainerCounts counts the cluster's containers: those last listed on
 // every node, else the Ray containers the last validation found.
 type ContainerCounts struct {
-	Total   int `json:"total"`
+	// Total is the number of containers counted.
+	Total int `json:"total"`
+	// Running is how many of them run (state running, or a passed container
+	// check).
 	Running int `json:"running"`
 }
 
 // EndpointCounts counts the endpoints validation checked.
 type EndpointCounts struct {
+	// Healthy is how many endpoint checks passed.
 	Healthy int `json:"healthy"`
-	Total   int `json:"total"`
+	// Total is the number of endpoint checks.
+	Total int `json:"total"`
 }
 
 // ClusterStatus is the seed's ClusterStatus.
 type ClusterStatus struct {
-	Cluster              string                      `json:"cluster"`
-	DeploymentStatus     string                      `json:"deployment_status"`
-	CompletedCheckpoints []string                    `json:"completed_checkpoints"`
-	TotalCheckpoints     int                         `json:"total_checkpoints"`
-	CheckpointDetails    map[string]CheckpointStatus `json:"checkpoint_details"`
-	Checkpoints          []string                    `json:"checkpoints"`
-	ClusterHealth        ClusterHealth               `json:"cluster_health"`
-	LastUpdated          time.Time                   `json:"last_updated"`
-	RunningExecution     string                      `json:"running_execution,omitempty"`
-	PendingApprovals     int                         `json:"pending_approvals"`
-	Links                []Link                      `json:"links"`
+	// Cluster is the cluster's name.
+	Cluster string `json:"cluster"`
+	// DeploymentStatus is COMPLETED (every checkpoint PASSED), FAILED (one
+	// failed, none running) or IN_PROGRESS (one runs, an execution runs, or
+	// some have not run yet).
+	DeploymentStatus string `json:"deployment_status"`
+	// CompletedCheckpoints names the PASSED checkpoints, in order.
+	CompletedCheckpoints []string `json:"completed_checkpoints"`
+	// TotalCheckpoints is the number of checkpoints of a deployment.
+	TotalCheckpoints int `json:"total_checkpoints"`
+	// CheckpointDetails is each checkpoint's status by name.
+	CheckpointDetails map[string]CheckpointStatus `json:"checkpoint_details"`
+	// Checkpoints names every checkpoint, in order.
+	Checkpoints []string `json:"checkpoints"`
+	// ClusterHealth is as GET /api/v1/cluster/health answers it.
+	ClusterHealth ClusterHealth `json:"cluster_health"`
+	// LastUpdated is when the ledger was last written, UTC (now when it never
+	// was).
+	LastUpdated time.Time `json:"last_updated"`
+	// RunningExecution is the ID of the execution in progress (empty: none).
+	RunningExecution string `json:"running_execution,omitempty"`
+	// PendingApprovals is the number of approval requests waiting for a
+	// decision.
+	PendingApprovals int `json:"pending_approvals"`
+	// Links are the head's Ray dashboard, Grafana and Prometheus.
+	Links []Link `json:"links"`
 }
 
 // Link points at one of the cluster's web interfaces.
 type Link struct {
+	// Name is "Ray dashboard", "Grafana" or "Prometheus".
 	Name string `json:"name"`
-	URL  string `json:"url"`
+	// URL is its http URL on the head node's address.
+	URL string `json:"url"`
 }
 
 // NodeInfo is the seed's NodeInfo.
 type NodeInfo struct {
-	Name       string     `json:"name"`
-	IP         string     `json:"ip"`
-	Role       string     `json:"role"`
-	Status     string     `json:"status"`
-	Containers []string   `json:"containers"`
+	// Name is the node's ID.
+	Name string `json:"name"`
+	// IP is the node's address as configured (an IP address or a host name).
+	IP string `json:"ip"`
+	// Role is "head" or "worker".
+	Role string `json:"role"`
+	// Status is ONLINE (the node's most recent ledger record succeeded),
+	// OFFLINE (it failed) or UNKNOWN (no ended record); from the ledger, not a
+	// probe.
+	Status string `json:"status"`
+	// Containers names the cluster's containers on the node, running or not,
+	// in the latest listing (empty: none or not listed yet).
+	Containers []string `json:"containers"`
+	// StatusAsOf is when the record Status comes from ended (null: no
+	// record).
 	StatusAsOf *time.Time `json:"status_as_of"`
 	// ContainersAsOf is when Containers was listed (null: not yet).
 	ContainersAsOf *time.Time `json:"containers_as_of"`
@@ -128,31 +216,50 @@ type NodeInfo struct {
 
 // NodeDetails is the seed's NodeDetails.
 type NodeDetails struct {
-	Name        string                 `json:"name"`
-	IP          string                 `json:"ip"`
-	Role        string                 `json:"role"`
-	Status      string                 `json:"status"`
-	SystemInfo  map[string]string      `json:"system_info"`
-	Containers  []NodeContainer        `json:"containers"`
+	// Name is the node's ID.
+	Name string `json:"name"`
+	// IP is as in NodeInfo.
+	IP string `json:"ip"`
+	// Role is "head" or "worker".
+	Role string `json:"role"`
+	// Status is as in NodeInfo.
+	Status string `json:"status"`
+	// SystemInfo holds what is known of the node's system: "prerequisites" is
+	// what prerequisites-check found (empty: not checked yet).
+	SystemInfo map[string]string `json:"system_info"`
+	// Containers are the cluster's containers on the node in the latest
+	// listing.
+	Containers []NodeContainer `json:"containers"`
+	// Checkpoints is the node's status in each checkpoint that reached it, in
+	// checkpoint order.
 	Checkpoints []NodeCheckpointStatus `json:"checkpoints"`
-	StatusAsOf  *time.Time             `json:"status_as_of"`
+	// StatusAsOf is as in NodeInfo.
+	StatusAsOf *time.Time `json:"status_as_of"`
 	// ContainersAsOf and ContainersError are as in NodeInfo.
 	ContainersAsOf  *time.Time `json:"containers_as_of"`
-	ContainersError string     `json:"containers_error,omitempty"`
+	ContainersError string     `json:"containers_error,omitempty"` // why the last listing failed
 }
 
 // NodeContainer is a container of NodeDetails.
 type NodeContainer struct {
-	Name   string `json:"name"`
+	// Name is the container's name.
+	Name string `json:"name"`
+	// Status is the Engine's state of the container: running, exited,
+	// created, ...
 	Status string `json:"status"`
-	Image  string `json:"image"`
+	// Image is the image reference the container was created from.
+	Image string `json:"image"`
 }
 
 // Dashboard is the seed's Dashboard: one Grafana dashboard provisioned by monitoring-deployment.
 type Dashboard struct {
-	ID          string `json:"id"`
-	Title       string `json:"title"`
-	URL         string `json:"url"`
+	// ID is the dashboard's Grafana UID.
+	ID string `json:"id"`
+	// Title is the dashboard's title in Grafana.
+	Title string `json:"title"`
+	// URL is the dashboard's address on the head's Grafana.
+	URL string `json:"url"`
+	// Description says what the dashboard shows.
 	Description string `json:"description"`
 }
 

@@ -35,10 +35,15 @@ type Webhook struct {
 
 // WebhookPayload is the body of a webhook delivery.
 type WebhookPayload struct {
+	// DeliveryID is the event's ID; retries of a delivery carry the same one.
 	DeliveryID string `json:"delivery_id"`
-	Timestamp  int64  `json:"timestamp"`
-	Cluster    string `json:"cluster"`
-	Event      Event  `json:"event"`
+	// Timestamp is the Unix time in seconds the delivery was queued at (the
+	// same for its retries), as sent in X-Raydeploy-Timestamp.
+	Timestamp int64 `json:"timestamp"`
+	// Cluster is the cluster's name.
+	Cluster string `json:"cluster"`
+	// Event is the event the delivery tells of.
+	Event Event `json:"event"`
 }
 
 // SignWebhook returns the X-Raydeploy-Signature value of body under secret.

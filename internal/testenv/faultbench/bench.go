@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/raydeploy/sdk/approval"
 	"github.com/raydeploy/sdk/checkpoint"
 	"github.com/raydeploy/sdk/internal/testenv"
@@ -200,7 +202,34 @@ type result struct {
 
 // start starts deploy-master with the cluster file and args.
 func (b *Bench) start(ctx context.Context, args ...string) (*proc, error) {
-	cmd := exec.CommandContext(ctx, b.bin, append([]string{"--config", b.config}, args...)...)
+	return b.startWith(ctx, b.config, args...)
+}
+
+// configWithTimeouts writes a copy of the cluster file whose ssh section
+// has the timeouts t and returns its path.
+func (b *Bench) configWithTimeouts(t raydeploy.SSHTimeouts) (string, error) {
+	data, err := os.ReadFile(b.config)
+	if err != nil {
+		return "", err
+	}
+	block, err := yaml.Marshal(map[string]raydeploy.SSHTimeouts{"timeouts": t})
+	if err != nil {
+		return "", err
+	}
+	const section = "\nssh:\n"
+	text := string(data)
+	i := strings.Index(text, section) + len(section)
+	if i < len(section) {
+		return "", fmt.Errorf("%s: no ssh section to put timeouts in", b.config)
+	}
+	indented := "  " + strings.ReplaceAll(strings.TrimSuffix(string(block), "\n"), "\n", "\n  ") + "\n"
+	p := filepath.Join(b.dir, "cluster-timeouts.yaml")
+	return p, os.WriteFile(p, []byte(text[:i]+indented+text[i:]), 0o600)
+}
+
+// startWith starts deploy-master with the cluster file config and args.
+func (b *Bench) startWith(ctx context.Context, config string, args ...string) (*proc, error) {
+	cmd := exec.CommandContext(ctx, b.bin, append([]string{"--config", config}, args...)...)
 	cmd.Dir = b.dir
 	cmd.Stdin = nil // not a terminal: approvals come from --auto-approve only
 	p := &proc{cmd: cmd, lines: make(chan string, 1024), stderr: &testenv.SyncBuffer{}}

@@ -37,6 +37,18 @@ type fault struct {
 	StateFault bool
 	// Before, if set, runs before the deploy starts (a mount for the state).
 	Before, After func(ctx context.Context, b *Bench) error
+	// Timeouts, if set, are the ssh.timeouts of the faulted run: the run
+	// must end within their DeadNodeBound.
+	Timeouts *raydeploy.SSHTimeouts
+}
+
+// shortTimeouts are the ssh.timeouts the frozen and cut-off node faults
+// run with: a bound of 2s + 2s + 6s + 3s = 13s instead of the defaults' 70s.
+var shortTimeouts = raydeploy.SSHTimeouts{
+	KeepaliveInterval: raydeploy.Duration(2 * time.Second),
+	KeepaliveTimeout:  raydeploy.Duration(2 * time.Second),
+	Connect:           raydeploy.Duration(3 * time.Second),
+	ConnectTotal:      raydeploy.Duration(6 * time.Second),
 }
 
 // faultOutcome is what one fault gave.
@@ -46,7 +58,11 @@ type faultOutcome struct {
 	Checkpoint string        // the checkpoint under way at the injection
 	Run        result        // the faulted run
 	Ended      time.Duration // from the injection to the end of the faulted run
-	Named      bool          // the error names the node (or state file) and what happened
+	// Timeouts are the faulted run's ssh.timeouts when the fault sets them;
+	// Bound is their DeadNodeBound (0: the defaults, no bound checked).
+	Timeouts *raydeploy.SSHTimeouts
+	Bound    time.Duration
+	Named    bool // the error names the node (or state file) and what happened
 	// Second is an extra run before the repair, where the fault persists
 	// (host key: the refusal).
 	Second *result
@@ -74,7 +90,8 @@ func faults() []fault {
 			Repair: func(ctx context.Context, b *Bench, n *testenv.Node) error {
 				return b.env.Pool().Client.UnpauseContainer(n.ContainerID)
 			},
-			Names: []string{"lost the SSH connection", "ssh connection closed", "connect: ssh"}},
+			Timeouts: &shortTimeouts,
+			Names:    []string{"lost the SSH connection", "ssh connection closed", "connect: ssh"}},
 		{Name: "network cut", What: "docker network disconnect of the node", Trigger: rayStart,
 			Inject: func(ctx context.Context, b *Bench, n *testenv.Node) error {
 				return b.env.Pool().Client.DisconnectNetwork(b.env.Name, docker.NetworkConnectionOptions{Container: n.ContainerID, Force: true, Context: ctx})
@@ -83,7 +100,8 @@ func faults() []fault {
 				return b.env.Pool().Client.ConnectNetwork(b.env.Name, docker.NetworkConnectionOptions{Container: n.ContainerID, Context: ctx,
 					EndpointConfig: &docker.EndpointConfig{IPAMConfig: &docker.EndpointIPAMConfig{IPv4Address: n.Address}, Aliases: []string{n.Name}}})
 			},
-			Names: []string{"lost the SSH connection", "ssh connection closed", "connect: ssh"}},
+			Timeouts: &shortTimeouts,
+			Names:    []string{"lost the SSH connection", "ssh connection closed", "connect: ssh"}},
 		{Name: "dockerd killed", What: "kill -9 of the node's dockerd", Trigger: rayStart,
 			Inject: func(ctx context.Context, b *Bench, n *testenv.Node) error {
 				_, err := b.exec(ctx, n, "pkill -KILL -x dockerd")
@@ -271,7 +289,14 @@ func (b *Bench) inject(ctx context.Context, f fault, victim *testenv.Node) (o fa
 			}
 		}()
 	}
-	p, err := b.start(ctx, "--deploy", "--auto-approve")
+	config := b.config
+	if f.Timeouts != nil {
+		o.Timeouts, o.Bound = f.Timeouts, f.Timeouts.DeadNodeBound()
+		if config, err = b.configWithTimeouts(*f.Timeouts); err != nil {
+			return o, err
+		}
+	}
+	p, err := b.startWith(ctx, config, "--deploy", "--auto-approve")
 	if err != nil {
 		return o, err
 	}

@@ -33,7 +33,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cmdline := "go run ./internal/testenv/faultbench " + strings.Join(os.Args[1:], " ")
+	args := make([]string, len(os.Args)-1)
+	for i, a := range os.Args[1:] {
+		args[i] = a
+		if strings.ContainsAny(a, " '\"") {
+			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'" // as a shell reads it back
+		}
+	}
+	cmdline := "go run ./internal/testenv/faultbench " + strings.Join(args, " ")
 	rep, err := runBench(ctx, benchConfig{Kills: *kills, Seed: *seed, Nodes: *nodes, Faults: *only, Monitoring: *monitoring, Command: cmdline, MaxTime: *maxTime})
 	if err != nil {
 		log.Fatal(err)
@@ -112,7 +119,7 @@ func runBench(ctx context.Context, cfg benchConfig) (*report, error) {
 			continue
 		}
 		rep.Faults = append(rep.Faults, o)
-		logf("faultbench: %s on %s: ended after %s, named %v, converged %v; error: %s", f.Name, o.Node, o.Ended.Round(100*time.Millisecond), o.Named, o.Converged, o.Run.errorText())
+		logf("faultbench: %s on %s: ended after %s, named %v, converged %v; error: %s", f.Name, o.Node, endedText(o), o.Named, o.Converged, o.Run.errorText())
 	}
 	points := killPoints(cfg.Seed, cfg.Kills, b.lines)
 	logf("faultbench: kill points (after progress line k of %d): %v", b.lines, points)

@@ -78,8 +78,12 @@ func (r *report) write(w io.Writer) error {
 	b.WriteString("A deploy from scratch; the fault is injected right after the line `▶ <checkpoint>` of the checkpoint under way; " +
 		"the run must end (no hang) with an error naming the node (or the state file) and what happened. " +
 		"The fault is then repaired and `deploy-master --deploy --resume` must converge. " +
-		"The bounds that apply (the SDK's defaults): an SSH keepalive every 15 s, a connection closed when one goes unanswered for 15 s " +
-		"(a frozen or cut-off node is noticed within 30 s); each connect attempt 10 s, up to 5 attempts within 30 s; Ray's nodes ALIVE within 3 min. " +
+		"The bounds that apply are the cluster file's ssh.timeouts: a keepalive every keepalive_interval, a connection closed when one goes unanswered " +
+		"for keepalive_timeout (a frozen or cut-off node is noticed within their sum); each connect attempt at most connect, no new attempt after connect_total; " +
+		"so a step on a node that stops answering fails within keepalive_interval + keepalive_timeout + connect_total + connect " +
+		"(70 s with the defaults: 15 s, 15 s, 30 s, 10 s, up to 5 attempts); Ray's nodes ALIVE within 3 min. " +
+		"Rows whose fault sets its own ssh.timeouts say so under \"run ended after\", with the bound they give and whether the run ended within it; " +
+		"the others run with the defaults. " +
 		"Failed nodes are those the ledger records as failed in the checkpoint under way: the victim alone means nothing else was failed with it.\n\n")
 	b.WriteString("| fault | node | under way | run ended after | error named | failed nodes | the error | next run converged | data lost | orphans | duplicates | touched | time to recover |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -95,7 +99,7 @@ func (r *report) write(w io.Writer) error {
 			errText += "<br>recovering run: " + cell(f.Rerun.errorText())
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Fault, f.Node, f.Checkpoint,
-			f.Ended.Round(10*time.Millisecond), yesNo(f.Named), list(f.Failed), errText, yesNo(f.Converged),
+			endedText(f), yesNo(f.Named), list(f.Failed), errText, yesNo(f.Converged),
 			list(f.Verdict.Lost), list(f.Verdict.Orphans), list(f.Verdict.Duplicates), list(f.Verdict.Touched), f.Rerun.Elapsed.Round(100*time.Millisecond))
 	}
 	if len(r.Problems) > 0 {
@@ -106,6 +110,22 @@ func (r *report) write(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// endedText is the time from the injection to the end of the faulted run,
+// with the fault's own ssh.timeouts and their bound when it sets them.
+func endedText(f faultOutcome) string {
+	ended := f.Ended.Round(10 * time.Millisecond).String()
+	if f.Timeouts == nil {
+		return ended
+	}
+	t := f.Timeouts.WithDefaults()
+	within := "within it"
+	if f.Ended > f.Bound {
+		within = "**NOT within it**"
+	}
+	return fmt.Sprintf("%s (ssh.timeouts keepalive_interval %s, keepalive_timeout %s, connect %s, connect_total %s: bound %s, %s)",
+		ended, t.KeepaliveInterval, t.KeepaliveTimeout, t.Connect, t.ConnectTotal, f.Bound, within)
 }
 
 func checkpointsText(monitor bool) string {
