@@ -3,6 +3,7 @@ package raydeploy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/raydeploy/sdk/approval"
@@ -45,6 +47,10 @@ const (
 	actionDir  = "directory"
 	actionFile = "file"
 )
+
+// fileUploads bounds the uploads of monitoring files to one node at once
+// (sshd's MaxSessions is 10 by default).
+const fileUploads = 4
 
 // healthPoll is the interval between health probes.
 const healthPoll = 250 * time.Millisecond
@@ -240,14 +246,21 @@ func (c *monitoringDeployment) Run(ctx context.Context, p checkpoint.Plan) ([]ch
 			byImage[img] = append(byImage[img], n)
 		}
 	}
-	for _, img := range slices.Sorted(maps.Keys(byImage)) {
-		var todo []Node
-		for _, n := range byImage[img] {
-			if failed[n.ID()] == nil {
-				todo = append(todo, n)
-			}
-		}
-		if err := d.distributeImage(ctx, img, todo); err != nil {
+	// The images are independent: they are saved and sent at once, so the
+	// stack waits for its largest image, not for the sum of all of them.
+	imgs := slices.Sorted(maps.Keys(byImage))
+	imgErrs := make([]error, len(imgs))
+	var wg sync.WaitGroup
+	for i, img := range imgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			imgErrs[i] = d.distributeImage(ctx, img, byImage[img])
+		}()
+	}
+	wg.Wait()
+	for _, err := range imgErrs {
+		if err != nil {
 			fail(err)
 			if !errIsNodeErrorList(err) {
 				return nil, err
@@ -308,15 +321,30 @@ func (d *Deployer) runMonitoringNode(ctx context.Context, n Node, st nodeMonitor
 		if err != nil {
 			return "", err
 		}
-		for _, f := range st.files {
-			owner := fmt.Sprintf("%d:%d", f.UID, f.UID)
-			if err := conn.Upload(ctx, bytes.NewReader(f.Data), f.Path, os.FileMode(f.Mode), owner, sshx.WithSudo()); err != nil {
-				return "", fmt.Errorf("write %s: %w", f.Path, err)
-			}
-			d.log.Info("monitoring file written", "node", n.ID(), "file", f)
+		// A few uploads at once over the node's one connection (each is two
+		// round trips of its own: the upload, then a sudo install).
+		errs := make([]error, len(st.files))
+		sem := make(chan struct{}, fileUploads)
+		var wg sync.WaitGroup
+		for i, f := range st.files {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				owner := fmt.Sprintf("%d:%d", f.UID, f.UID)
+				if err := conn.Upload(ctx, bytes.NewReader(f.Data), f.Path, os.FileMode(f.Mode), owner, sshx.WithSudo()); err != nil {
+					errs[i] = fmt.Errorf("write %s: %w", f.Path, err)
+					return
+				}
+				d.log.Info("monitoring file written", "node", n.ID(), "file", f)
+			}()
 			if path.Base(f.Path) == monitoring.PrometheusConfigFile {
 				reload = true
 			}
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return "", err
 		}
 		done = append(done, fmt.Sprintf("%d files", len(st.files)))
 	}

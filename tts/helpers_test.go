@@ -16,7 +16,7 @@ const debianPython = "/usr/bin/python3"
 
 // requireAppRuntime skips (fails with RAYDEPLOY_REQUIRE_DOCKER=1) when the
 // engines, the recognizer or Debian's Python web stack are missing;
-// scripts/setup installs them.
+// scripts/setup --tests installs them.
 func requireAppRuntime(t testing.TB) {
 	t.Helper()
 	testenv.RequireBinary(t, debianPython, "python3")
@@ -25,7 +25,7 @@ func requireAppRuntime(t testing.TB) {
 	testenv.RequireBinary(t, "/usr/bin/text2wave", "festival festvox-us-slt-hts")
 	testenv.RequireBinary(t, "/usr/bin/pocketsphinx_continuous", "pocketsphinx pocketsphinx-en-us")
 	if out, err := exec.Command(debianPython, "-c", "import fastapi, uvicorn, websockets").CombinedOutput(); err != nil {
-		msg := "Debian's python3-fastapi, python3-uvicorn and python3-websockets are needed (scripts/setup installs them): " + string(bytes.TrimSpace(out))
+		msg := "Debian's python3-fastapi, python3-uvicorn and python3-websockets are needed (scripts/setup --tests installs them): " + string(bytes.TrimSpace(out))
 		if os.Getenv(testenv.RequireEnv) == "1" {
 			t.Fatal(msg)
 		}

@@ -66,22 +66,32 @@ func main() {
 		}
 		pr.Update("build "+p.Image, fmt.Sprintf("building %s: %s (%s)", p.Image, p.Step, p.Elapsed.Round(time.Second)))
 	})
-	if err := run(ctx, *nodes, *dir, *hold, *deploy, out, log, pr); err != nil {
+	// With -v the SDK's own logs go to the same place (its info lines
+	// would only clutter the report otherwise).
+	var sdkLog *slog.Logger
+	if *verbose {
+		sdkLog = log
+	}
+	if err := run(ctx, *nodes, *dir, *hold, *deploy, out, log, sdkLog, pr); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy bool, out io.Writer, log *slog.Logger, pr *progress.Printer) error {
+func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy bool, out io.Writer, log, sdkLog *slog.Logger, pr *progress.Printer) error {
 	start := time.Now()
 	logf := func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }
-	// Compile the stand-ins while the nodes start: with a cold build cache
-	// that is tens of seconds the image builds would otherwise wait for.
-	prepared := make(chan error, 1)
+	// The Ray and monitoring images derive from the same base as the node
+	// image, not from it: build them while the node image is built and the
+	// nodes start.
+	built := make(chan builtImages, 1)
 	if deploy {
-		go func() { prepared <- testenv.PrepareStandins(ctx) }()
+		go func() {
+			im, err := buildImages(ctx, logf)
+			built <- builtImages{im, err}
+		}()
 	} else {
-		prepared <- nil
+		built <- builtImages{}
 	}
 	// On exit the cluster goes first, then the files that reach it.
 	var leave func(clusterErr error) string
@@ -107,15 +117,11 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	if dir, leave, err = workDir(dir); err != nil {
 		return err
 	}
-	if err := <-prepared; err != nil {
-		return err
+	b := <-built
+	if b.err != nil {
+		return b.err
 	}
-	var im images
-	if deploy {
-		if im, err = buildImages(ctx, env, logf); err != nil {
-			return err
-		}
-	}
+	im := b.images
 	cfgPath, err := writeFiles(env, dir, im)
 	if err != nil {
 		return err
@@ -130,7 +136,7 @@ func run(ctx context.Context, nodes int, dir string, hold time.Duration, deploy 
 	fmt.Fprintf(out, "config: %s\n", cfgPath)
 
 	if deploy {
-		if err := deployInto(ctx, cfgPath, out, logf, pr); err != nil {
+		if err := deployInto(ctx, cfgPath, out, logf, sdkLog, pr); err != nil {
 			return err
 		}
 		head := testenv.DeployUser + "@" + env.Nodes[0].Address
@@ -199,13 +205,32 @@ type images struct {
 	mon testenv.MonitoringImages
 }
 
-func buildImages(ctx context.Context, env *testenv.Cluster, logf func(string, ...any)) (images, error) {
-	ray, err := testenv.TestRayImage(ctx, env.Pool(), logf)
+type builtImages struct {
+	images
+	err error
+}
+
+// buildImages compiles the stand-ins (one after the other: they share most
+// of the work), then builds the Ray and monitoring images at once.
+func buildImages(ctx context.Context, logf func(string, ...any)) (images, error) {
+	pool, err := testenv.Connect()
 	if err != nil {
 		return images{}, err
 	}
-	mon, err := testenv.TestMonitoringImages(ctx, env.Pool(), logf)
-	return images{ray: ray, mon: mon}, err
+	if err := testenv.PrepareStandins(ctx); err != nil {
+		return images{}, err
+	}
+	var im images
+	var rayErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		im.ray, rayErr = testenv.TestRayImage(ctx, pool, logf)
+	}()
+	var monErr error
+	im.mon, monErr = testenv.TestMonitoringImages(ctx, pool, logf)
+	<-done
+	return im, errors.Join(rayErr, monErr)
 }
 
 // writeFiles writes the client key, known_hosts, the sudo password (a 0600
@@ -248,7 +273,7 @@ func yamlString(s string) string { return strconv.Quote(s) }
 
 // deployInto deploys the cluster file into the sandbox nodes twice, the
 // second time a no-op, and prints how long each checkpoint took.
-func deployInto(ctx context.Context, cfgPath string, out io.Writer, logf func(string, ...any), pr *progress.Printer) error {
+func deployInto(ctx context.Context, cfgPath string, out io.Writer, logf func(string, ...any), sdkLog *slog.Logger, pr *progress.Printer) error {
 	cluster, warnings, err := raydeploy.Load(cfgPath)
 	if err != nil {
 		return err
@@ -268,13 +293,13 @@ func deployInto(ctx context.Context, cfgPath string, out io.Writer, logf func(st
 		pr.Transfer("side-load "+p.Node+" "+p.Image, label, p.Sent, p.Total, p.Elapsed, p.Done, p.Err)
 		loads.add(p)
 	}
-	first, err := timedDeploy(ctx, cluster, out, "first deploy", sideLoad, &loads)
+	first, err := timedDeploy(ctx, cluster, out, "first deploy", sideLoad, &loads, sdkLog)
 	if err != nil {
 		return err
 	}
 	var noop []time.Duration
 	for i := range 3 {
-		took, err := timedDeploy(ctx, cluster, out, fmt.Sprintf("no-op re-run %d", i+1), sideLoad, &loads)
+		took, err := timedDeploy(ctx, cluster, out, fmt.Sprintf("no-op re-run %d", i+1), sideLoad, &loads, sdkLog)
 		if err != nil {
 			return err
 		}
@@ -313,7 +338,7 @@ func (s *sideLoads) take() (sent, skipped int64, n int) {
 
 // timedDeploy runs one Deploy and prints one line per checkpoint with its
 // outcome and duration, and what was side-loaded.
-func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, out io.Writer, title string, sideLoad func(raydeploy.TransferProgress), loads *sideLoads) (time.Duration, error) {
+func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, out io.Writer, title string, sideLoad func(raydeploy.TransferProgress), loads *sideLoads, sdkLog *slog.Logger) (time.Duration, error) {
 	var mu sync.Mutex
 	started := map[string]time.Time{}
 	lines := []string{}
@@ -335,6 +360,7 @@ func timedDeploy(ctx context.Context, cluster *raydeploy.Cluster, out io.Writer,
 		Approver: approval.NewAuto("sandbox", true),
 		Events:   sink,
 		Progress: sideLoad,
+		Logger:   sdkLog,
 	})
 	if err != nil {
 		return 0, err

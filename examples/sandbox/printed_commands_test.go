@@ -133,6 +133,30 @@ func TestReadmeCommandsClassified(t *testing.T) {
 	}
 }
 
+// TestCIRunsReadmeTestCommand needs no Docker: .ci/run ends with exactly
+// the README's command for all tests, so CI runs what a reader runs.
+func TestCIRunsReadmeTestCommand(t *testing.T) {
+	data, err := os.ReadFile("../../.ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for _, line := range strings.Split(string(data), "\n") {
+		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
+			last = l
+		}
+	}
+	var suite []string
+	for _, c := range readmeCommands(t, "../../README.md") {
+		if r, ok := classify(c); ok && r.kind == kindExcluded && strings.HasPrefix(r.excluded, "the whole suite") {
+			suite = append(suite, c)
+		}
+	}
+	if len(suite) != 1 || suite[0] != last {
+		t.Errorf(".ci/run runs %q; the README's test command(s): %q", last, suite)
+	}
+}
+
 // kind is what the test does with a README command.
 type kind int
 
@@ -186,7 +210,7 @@ const longCommand = "documented long command, excluded from the suite"
 
 var readmeRules = []readmeRule{
 	{pattern: regexp.MustCompile(`^\./scripts/setup && go run \./examples/sandbox$`), kind: kindMainJob},
-	{pattern: regexp.MustCompile(`^\./scripts/setup && RAYDEPLOY_REQUIRE_DOCKER=1 go test .*\./\.\.\.$`), kind: kindExcluded,
+	{pattern: regexp.MustCompile(`^\./scripts/setup --tests && RAYDEPLOY_REQUIRE_DOCKER=1 go test .*\./\.\.\.$`), kind: kindExcluded,
 		excluded: "the whole suite: this test is one of its tests"},
 	{pattern: regexp.MustCompile(`(?i)scripts/fuzz|\bfuzz|\bfault|\bsoak`), kind: kindExcluded, excluded: longCommand},
 	{pattern: regexp.MustCompile(`^go run \./examples/deploy-master --config cluster\.yaml --dry-run$`), kind: kindRun,

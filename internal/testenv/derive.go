@@ -156,12 +156,26 @@ func deriveImage(ctx context.Context, pool *dockertest.Pool, base string, r Imag
 	if err != nil {
 		return err
 	}
+	// apt locks its download directory for a whole install, so builds that
+	// run at once each get their own, holding links to the packages already
+	// downloaded; what a build downloads is linked back for later builds.
+	work, err := os.MkdirTemp(cache, "build-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	shared, archives := filepath.Join(cache, "archives"), filepath.Join(work, "archives")
+	if err := os.MkdirAll(filepath.Join(archives, "partial"), 0o755); err != nil {
+		return err
+	}
+	linkPackages(shared, archives)
 	lists := listsDir(cache, base)
 	update := ""
 	if _, err := os.Stat(filepath.Join(lists, "lock")); err != nil {
 		// The lists of the base build are gone (the cache was cleaned while
-		// the image stayed): fetch them again.
+		// the image stayed): this build fetches its own.
 		update = "echo 'step: apt-get update'; apt-get -q update; "
+		lists = filepath.Join(work, "lists")
 		if err := os.MkdirAll(filepath.Join(lists, "partial"), 0o755); err != nil {
 			return err
 		}
@@ -184,7 +198,7 @@ func deriveImage(ctx context.Context, pool *dockertest.Pool, base string, r Imag
 	script.WriteString("set -eu; export DEBIAN_FRONTEND=noninteractive; ")
 	script.WriteString(update)
 	if len(r.Packages) > 0 {
-		fmt.Fprintf(&script, "echo 'step: installing %d packages'; apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends %s; ", len(r.Packages), strings.Join(r.Packages, " "))
+		fmt.Fprintf(&script, "echo 'step: installing %d packages'; apt-get -q -o Dpkg::Use-Pty=0 -o Dpkg::Options::=--force-unsafe-io install -y --no-install-recommends %s; ", len(r.Packages), strings.Join(r.Packages, " "))
 	}
 	if len(r.Files) > 0 {
 		fmt.Fprintf(&script, "echo 'step: placing %d files'; tar -C %s -cf - . | tar -C / -xpf - --no-overwrite-dir; rm -rf %s; ", len(r.Files), stage, stage)
@@ -203,7 +217,7 @@ func deriveImage(ctx context.Context, pool *dockertest.Pool, base string, r Imag
 			Labels: map[string]string{LabelTestenv: "image-build-" + randomHex(4), LabelPID: fmt.Sprint(os.Getpid()), LabelHost: hostname()},
 		},
 		HostConfig: &docker.HostConfig{Binds: []string{
-			filepath.Join(cache, "archives") + ":/var/cache/apt/archives",
+			archives + ":/var/cache/apt/archives",
 			lists + ":/var/lib/apt/lists",
 		}},
 	})
@@ -235,6 +249,7 @@ func deriveImage(ctx context.Context, pool *dockertest.Pool, base string, r Imag
 	if code != 0 {
 		return fmt.Errorf("build container exited with status %d: %s", code, step.lastLines(15))
 	}
+	linkPackages(archives, shared)
 	step.set("committing")
 	repo, tg, _ := strings.Cut(tag, ":")
 	if _, err := pool.Client.CommitContainer(docker.CommitContainerOptions{
@@ -249,6 +264,15 @@ func deriveImage(ctx context.Context, pool *dockertest.Pool, base string, r Imag
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// linkPackages hard-links the package files of dir from into dir to, where
+// to lacks them. A package that cannot be linked is downloaded again.
+func linkPackages(from, to string) {
+	debs, _ := filepath.Glob(filepath.Join(from, "*.deb"))
+	for _, deb := range debs {
+		_ = os.Link(deb, filepath.Join(to, filepath.Base(deb)))
+	}
 }
 
 func hostname() string {

@@ -52,7 +52,7 @@ func RequireDocker(t testing.TB) *dockertest.Pool {
 func RequireBinary(t testing.TB, path, pkg string) {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
-		msg := fmt.Sprintf("%s not found (apt-get install %s)", path, pkg)
+		msg := fmt.Sprintf("%s not found (apt-get install %s, or ./scripts/setup --tests)", path, pkg)
 		if os.Getenv(RequireEnv) == "1" {
 			t.Fatalf("%s; %s=1 requires it", msg, RequireEnv)
 		}

@@ -84,9 +84,10 @@ func imageRepo(name string) string {
 }
 
 // DebianImage returns the tag of the image the recipe describes, building it
-// first when the Engine does not have it. Builds are serialized across
-// processes by a lock file, so parallel test packages build an image once.
-// Progress lines go to logf when it is not nil.
+// first when the Engine does not have it (and the base, when it is missing).
+// Each image is built once across processes (a lock per tag), different
+// images concurrently, at most buildSlots at once. Progress lines go to logf
+// when it is not nil.
 func DebianImage(ctx context.Context, pool *dockertest.Pool, r ImageRecipe, logf func(format string, args ...any)) (string, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -102,7 +103,16 @@ func DebianImage(ctx context.Context, pool *dockertest.Pool, r ImageRecipe, logf
 	if imageExists(pool, tag) {
 		return tag, nil
 	}
-	unlock, err := lockBuilds(ctx)
+	var baseTag string
+	if r.Name != baseName {
+		base := BaseRecipe()
+		base.Suite = suite
+		var err error
+		if baseTag, err = DebianImage(ctx, pool, base, logf); err != nil {
+			return "", err
+		}
+	}
+	unlock, err := lockBuild(ctx, tag)
 	if err != nil {
 		return "", err
 	}
@@ -112,14 +122,6 @@ func DebianImage(ctx context.Context, pool *dockertest.Pool, r ImageRecipe, logf
 	}
 	if r.Name == baseName {
 		return tag, buildBase(ctx, pool, r, suite, tag, logf)
-	}
-	base := BaseRecipe()
-	base.Suite = suite
-	baseTag := base.Tag(suite)
-	if !imageExists(pool, baseTag) {
-		if err := buildBase(ctx, pool, base, suite, baseTag, logf); err != nil {
-			return "", err
-		}
 	}
 	start := time.Now()
 	logf("testenv: building image %s (%d packages on %s); later runs reuse it", tag, len(r.Packages), baseTag)
@@ -155,9 +157,29 @@ func imageExists(pool *dockertest.Pool, tag string) bool {
 	return err == nil
 }
 
-// lockBuilds takes the image build lock (see Lock), one per image prefix.
-func lockBuilds(ctx context.Context) (func(), error) {
-	return Lock(ctx, strings.ReplaceAll(imageRepo("build.lock"), "/", "-"))
+// buildSlots bounds how many images this user's processes build at once on
+// the machine: more would only share the same two cores and disk.
+const buildSlots = 3
+
+// lockBuild takes the build lock of one image tag (see Lock), so that two
+// processes never build the same image, then one of buildSlots build slots.
+// Both are per image prefix (see ImageRepoEnv).
+func lockBuild(ctx context.Context, tag string) (func(), error) {
+	name := func(s string) string { return strings.NewReplacer("/", "-", ":", "-").Replace(s) + ".lock" }
+	unlockTag, err := Lock(ctx, name(tag))
+	if err != nil {
+		return nil, err
+	}
+	slots := make([]string, buildSlots)
+	for i := range slots {
+		slots[i] = name(imageRepo(fmt.Sprintf("build-slot-%d", i)))
+	}
+	unlockSlot, err := lockAny(ctx, slots)
+	if err != nil {
+		unlockTag()
+		return nil, err
+	}
+	return func() { unlockSlot(); unlockTag() }, nil
 }
 
 // Lock takes an exclusive lock shared by every process of this user on the
@@ -166,30 +188,52 @@ func lockBuilds(ctx context.Context) (func(), error) {
 // suite running at once must not do together (a fixed host port). It waits
 // until the lock is free or ctx ends; the returned function releases it.
 func Lock(ctx context.Context, name string) (unlock func(), err error) {
-	if name == "" || strings.ContainsAny(name, "/\x00") {
-		return nil, fmt.Errorf("testenv: lock name %q: want a plain file name", name)
-	}
+	return lockAny(ctx, []string{name})
+}
+
+// lockAny is Lock on whichever of the names is free first.
+func lockAny(ctx context.Context, names []string) (unlock func(), err error) {
 	dir, err := userTempDir()
 	if err != nil {
-		return nil, fmt.Errorf("testenv: lock %s: %w", name, err)
+		return nil, fmt.Errorf("testenv: lock %s: %w", names[0], err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("testenv: lock %s: %w", name, err)
+	files := make([]*os.File, len(names))
+	for i, name := range names {
+		if name == "" || strings.ContainsAny(name, "/\x00") {
+			err = fmt.Errorf("testenv: lock %q: want a plain file name", name)
+		} else if files[i], err = os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_RDWR, 0o600); err != nil {
+			err = fmt.Errorf("testenv: lock %s: %w", name, err)
+		}
+		if err != nil {
+			for _, f := range files[:i] {
+				f.Close()
+			}
+			return nil, err
+		}
+	}
+	closeAll := func(except *os.File) {
+		for _, f := range files {
+			if f != except {
+				f.Close()
+			}
+		}
 	}
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("testenv: lock %s: %w", name, err)
+		for i, f := range files {
+			err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+			if err == nil {
+				closeAll(f)
+				return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+			}
+			if !errors.Is(err, syscall.EWOULDBLOCK) {
+				closeAll(nil)
+				return nil, fmt.Errorf("testenv: lock %s: %w", names[i], err)
+			}
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("testenv: lock %s: %w", name, ctx.Err())
+			closeAll(nil)
+			return nil, fmt.Errorf("testenv: lock %s: %w", names[0], ctx.Err())
 		case <-time.After(200 * time.Millisecond): // another process holds it; its flock is the only signal
 		}
 	}

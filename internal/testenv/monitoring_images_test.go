@@ -1,10 +1,18 @@
 package testenv
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ory/dockertest/v3/docker"
 )
 
 func TestMonitoringRecipeTags(t *testing.T) {
@@ -38,5 +46,86 @@ func TestMonitoringRecipeTags(t *testing.T) {
 	}
 	if PrometheusRecipe().Tag("bookworm") == NodeExporterRecipe().Tag("bookworm") {
 		t.Error("both recipes have the same tag")
+	}
+}
+
+// TestPrometheusImageServesUI runs Prometheus from its image and loads its
+// web UI as a browser would: the graph page and every script and style it
+// names (the recipe removes files of the packages the UI links to).
+func TestPrometheusImageServesUI(t *testing.T) {
+	pool := RequireDocker(t)
+	t.Setenv(PrometheusImageEnv, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	tag, err := PrometheusImage(ctx, pool, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	ctr, err := pool.Client.CreateContainer(docker.CreateContainerOptions{
+		Context: ctx,
+		Config: &docker.Config{
+			Image: tag,
+			Cmd:   []string{"sh", "-c", ": > /tmp/prometheus.yml && exec /bin/prometheus --config.file=/tmp/prometheus.yml --storage.tsdb.path=/tmp/data"},
+			Labels: map[string]string{
+				LabelTestenv: "promimage-" + strconv.Itoa(os.Getpid()),
+				LabelPID:     strconv.Itoa(os.Getpid()),
+				LabelHost:    host,
+			},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = pool.Client.RemoveContainer(docker.RemoveContainerOptions{ID: ctr.ID, Force: true, RemoveVolumes: true})
+	})
+	if err := pool.Client.StartContainerWithContext(ctr.ID, nil, ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := pool.Client.InspectContainer(ctr.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + info.NetworkSettings.IPAddress + ":9090"
+	get := func(path string) (int, string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		if err != nil {
+			return 0, "", err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), err
+	}
+	var page string
+	for {
+		code, body, err := get("/classic/graph")
+		if err == nil && code == http.StatusOK {
+			page = body
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("Prometheus' graph page: status %d, %v", code, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	assets := regexp.MustCompile(`(?:src|href)="(/classic/static/[^"?]+)`).FindAllStringSubmatch(page, -1)
+	var scripts int
+	for _, m := range assets {
+		code, body, err := get(m[1])
+		if err != nil || code != http.StatusOK || body == "" {
+			t.Errorf("%s: status %d, %d bytes, %v", m[1], code, len(body), err)
+		}
+		if strings.HasSuffix(m[1], ".js") {
+			scripts++
+		}
+	}
+	if scripts == 0 || !strings.Contains(page, "moment-timezone-with-data") {
+		t.Errorf("the graph page names %d scripts, moment-timezone's among them: %v; want it to load them\n%s", scripts, strings.Contains(page, "moment-timezone-with-data"), page)
 	}
 }

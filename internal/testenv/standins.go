@@ -6,9 +6,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/ory/dockertest/v3"
 	"github.com/ory/dockertest/v3/docker"
@@ -39,22 +41,26 @@ type MonitoringImages struct {
 // and the Go stand-ins for Grafana and cAdvisor (StandinImage).
 func TestMonitoringImages(ctx context.Context, pool *dockertest.Pool, logf func(string, ...any)) (MonitoringImages, error) {
 	var out MonitoringImages
-	var err error
-	pick := func(dst *string, env string, build func() (string, error)) {
-		if err != nil {
-			return
-		}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	// The images are independent of each other: they are built at once.
+	pick := func(i int, dst *string, env string, build func() (string, error)) {
 		if v := os.Getenv(env); v != "" {
 			*dst = v
 			return
 		}
-		*dst, err = build()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			*dst, errs[i] = build()
+		}()
 	}
-	pick(&out.Prometheus, PrometheusImageEnv, func() (string, error) { return PrometheusImage(ctx, pool, logf) })
-	pick(&out.NodeExporter, NodeExporterImageEnv, func() (string, error) { return NodeExporterImage(ctx, pool, logf) })
-	pick(&out.Grafana, GrafanaImageEnv, func() (string, error) { return StandinImage(ctx, pool, StandinGrafana) })
-	pick(&out.CAdvisor, CAdvisorImageEnv, func() (string, error) { return StandinImage(ctx, pool, StandinCAdvisor) })
-	return out, err
+	pick(0, &out.Prometheus, PrometheusImageEnv, func() (string, error) { return PrometheusImage(ctx, pool, logf) })
+	pick(1, &out.NodeExporter, NodeExporterImageEnv, func() (string, error) { return NodeExporterImage(ctx, pool, logf) })
+	pick(2, &out.Grafana, GrafanaImageEnv, func() (string, error) { return StandinImage(ctx, pool, StandinGrafana) })
+	pick(3, &out.CAdvisor, CAdvisorImageEnv, func() (string, error) { return StandinImage(ctx, pool, StandinCAdvisor) })
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // Modes of the monitoring stand-in (internal/testenv/monstandin).
@@ -86,8 +92,8 @@ func StandinImage(ctx context.Context, pool *dockertest.Pool, mode string) (stri
 		return tag, nil
 	}
 	// A build gets a new ID each time (its creation time): serialized with
-	// every other process's builds so the tag never moves once a test has it.
-	unlock, err := lockBuilds(ctx)
+	// every other process's build of it so the tag never moves once a test has it.
+	unlock, err := lockBuild(ctx, tag)
 	if err != nil {
 		return "", err
 	}

@@ -35,7 +35,7 @@ func TinyImage(ctx context.Context, pool *dockertest.Pool) (string, error) {
 	}
 	// An import gets a new ID each time (its creation time): two processes
 	// importing at once would move the tag under each other's feet.
-	unlock, err := lockBuilds(ctx)
+	unlock, err := lockBuild(ctx, tag)
 	if err != nil {
 		return "", err
 	}

@@ -42,7 +42,7 @@ func chromium(t *testing.T) string {
 	if p, err := exec.LookPath("chromium"); err == nil {
 		return p
 	}
-	t.Fatal("Debian's chromium is needed (scripts/setup installs it)")
+	t.Fatal("Debian's chromium is needed (scripts/setup --tests installs it)")
 	return ""
 }
 

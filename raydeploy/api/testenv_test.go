@@ -151,7 +151,7 @@ func (ce *clusterEnv) startCleanup(t *testing.T) (string, api.ApprovalRequest) {
 // the seed's curl examples, then the browser approving a cleanup.
 func TestOnTestenvCluster(t *testing.T) {
 	if _, err := exec.LookPath("jq"); err != nil {
-		t.Fatal("jq is needed by the seed's example (scripts/setup installs it)")
+		t.Fatal("jq is needed by the seed's example (scripts/setup --tests installs it)")
 	}
 	exe := chromium(t)
 	ce := newClusterEnv(t, 2)

@@ -26,7 +26,7 @@ func requireServeRuntime(t *testing.T) {
 	t.Helper()
 	testenv.RequireBinary(t, debianPython, "python3")
 	if out, err := exec.Command(debianPython, "-c", "import fastapi, uvicorn").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("Serve replicas need Debian's python3-fastapi and python3-uvicorn (scripts/setup): %s", out)
+		msg := fmt.Sprintf("Serve replicas need Debian's python3-fastapi and python3-uvicorn (scripts/setup --tests): %s", out)
 		if os.Getenv(testenv.RequireEnv) == "1" {
 			t.Fatal(msg)
 		}
