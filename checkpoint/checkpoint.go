@@ -52,8 +52,11 @@ type PlanItem = approval.PlanItem
 // Plan is what a checkpoint would change. A plan with no items and no errors
 // means already satisfied.
 type Plan struct {
-	Checkpoint string     `json:"checkpoint"`
-	Items      []PlanItem `json:"items"`
+	// Checkpoint is the checkpoint's name (the Runner sets it).
+	Checkpoint string `json:"checkpoint"`
+	// Items are the planned changes (none: satisfied, unless there are
+	// Errors).
+	Items []PlanItem `json:"items"`
 	// Errors say where the plan could not be made: one per node whose
 	// planning failed (Node AllNodes when it failed as a whole). Items of
 	// the other nodes are still listed. A plan with errors is shown by a
@@ -63,7 +66,9 @@ type Plan struct {
 
 // PlanError is the failure to plan one node's part of a checkpoint.
 type PlanError struct {
-	Node  string `json:"node"`
+	// Node is the node's ID, or AllNodes.
+	Node string `json:"node"`
+	// Error is why planning failed there.
 	Error string `json:"error"`
 }
 
@@ -110,23 +115,34 @@ func (p Plan) String() string {
 
 // NodeResult is the outcome of Run on one node.
 type NodeResult struct {
-	Node    string
+	// Node is the node's ID.
+	Node string
+	// Summary says for people what was done (empty: nothing to say).
 	Summary string
-	Err     error
+	// Err is why the node failed (nil: it succeeded).
+	Err error
 }
 
 // Step builds a Checkpoint from function fields, without declaring a type.
 // A nil PlanFunc plans one item ("run") on every node the runner knows, i.e. the
 // step always runs; a nil RunFunc reports success on every planned node.
 type Step struct {
-	StepName      string
-	Desc          string
-	Approval      bool
+	// StepName is the checkpoint's name (Name).
+	StepName string
+	// Desc is its description (Description).
+	Desc string
+	// Approval is true when a non-empty plan needs approval (NeedsApproval).
+	Approval bool
+	// IsDestructive is true when it removes what cannot be restored
+	// (Destructive).
 	IsDestructive bool
-	RiskList      []string
-	Config        string // config digest, see ConfigDigester
-	PlanFunc      func(ctx context.Context) (Plan, error)
-	RunFunc       func(ctx context.Context, p Plan) ([]NodeResult, error)
+	// RiskList is what the approver is told could go wrong (Risks).
+	RiskList []string
+	Config   string // config digest, see ConfigDigester
+	// PlanFunc makes the plan (nil: one "run" item for AllNodes).
+	PlanFunc func(ctx context.Context) (Plan, error)
+	// RunFunc carries out the plan (nil: success on every planned node).
+	RunFunc func(ctx context.Context, p Plan) ([]NodeResult, error)
 }
 
 // Name returns StepName.

@@ -17,76 +17,112 @@ type Event interface {
 
 // CheckpointStarted: a checkpoint is about to be planned.
 type CheckpointStarted struct {
+	// Checkpoint is the checkpoint's name.
 	Checkpoint string
-	At         time.Time
+	// At is when it happened (Options.Now).
+	At time.Time
 }
 
 // CheckpointPlanned: the plan is known (empty = satisfied).
 type CheckpointPlanned struct {
+	// Checkpoint is the checkpoint's name.
 	Checkpoint string
-	Plan       Plan
-	Digest     string
-	At         time.Time
+	// Plan is the plan made, with its planning errors if any.
+	Plan Plan
+	// Digest is the plan's digest (Plan.Digest).
+	Digest string
+	// At is when it happened (Options.Now).
+	At time.Time
 }
 
 // ApprovalWaiting: the runner asked the Approver and waits.
 type ApprovalWaiting struct {
+	// Checkpoint is the checkpoint's name.
 	Checkpoint string
-	Request    approval.Request
-	At         time.Time
+	// Request is what the Approver was asked.
+	Request approval.Request
+	// At is when it happened (Options.Now).
+	At time.Time
 }
 
 // ApprovalDecided: the Approver answered (Err set when it could not).
 type ApprovalDecided struct {
+	// Checkpoint is the checkpoint's name.
 	Checkpoint string
-	Decision   approval.Decision
-	Err        error
-	At         time.Time
+	// Decision is what the Approver returned; it may still be a refusal or
+	// fail approval.Check.
+	Decision approval.Decision
+	// Err is the Approver's error (nil: it answered).
+	Err error
+	// At is when it happened (Options.Now).
+	At time.Time
 }
 
 // NodeStarted: the checkpoint starts on a node.
 type NodeStarted struct {
+	// Checkpoint is the checkpoint's name.
 	Checkpoint string
-	Node       string
-	At         time.Time
+	// Node is the node's ID.
+	Node string
+	// At is when it happened (Options.Now).
+	At time.Time
 }
 
 // NodeFinished: the checkpoint finished on a node.
 type NodeFinished struct {
+	// Checkpoint is the checkpoint's name.
 	Checkpoint string
-	Node       string
-	Status     Status
-	Summary    string
-	Err        error
-	At         time.Time
+	// Node is the node's ID.
+	Node string
+	// Status is StatusSucceeded or StatusFailed.
+	Status Status
+	// Summary is what Run reported for the node, cut to 2048 bytes.
+	Summary string
+	// Err is why it failed on the node (nil: it succeeded).
+	Err error
+	// At is when it happened (Options.Now).
+	At time.Time
 }
 
 // CheckpointSkipped: not run, because its plan is empty or (on resume) it
 // already succeeded with the same config digest.
 type CheckpointSkipped struct {
+	// Checkpoint is the checkpoint's name.
 	Checkpoint string
-	Reason     string
-	At         time.Time
+	// Reason is "already satisfied" (empty plan) or "already succeeded"
+	// (resume).
+	Reason string
+	// At is when it happened (Options.Now).
+	At time.Time
 }
 
 // CheckpointFinished: the checkpoint succeeded on every node.
 type CheckpointFinished struct {
+	// Checkpoint is the checkpoint's name.
 	Checkpoint string
-	At         time.Time
+	// At is when it happened (Options.Now).
+	At time.Time
 }
 
 // CheckpointFailed: the checkpoint failed (planning, approval, or a node).
 type CheckpointFailed struct {
+	// Checkpoint is the checkpoint's name.
 	Checkpoint string
-	Err        error
-	At         time.Time
+	// Err is the failure, as Run returns it ("checkpoint <name>: ...").
+	Err error
+	// At is when it happened (Options.Now).
+	At time.Time
 }
 
 // RunFinished: the run ended; Dropped counts events not delivered because the sink was too slow.
 type RunFinished struct {
-	Err     error
+	// Err is the run's error (nil: it succeeded).
+	Err error
+	// Dropped is the number of events the Runner has dropped so far
+	// (Runner.DroppedEvents), earlier runs included.
 	Dropped int64
-	At      time.Time
+	// At is when it happened (Options.Now).
+	At time.Time
 }
 
 // EventTime returns At.

@@ -19,13 +19,23 @@ const FailureFile = "deployment-failure.json"
 // FailureRecord describes the checkpoint a run stopped at and how to resume,
 // like the seed's deployment-failure.json.
 type FailureRecord struct {
-	Version       int               `json:"version"`
-	Checkpoint    string            `json:"checkpoint"`
-	FailedNodes   []string          `json:"failed_nodes,omitempty"`
-	NodeErrors    map[string]string `json:"node_errors,omitempty"`
-	Error         string            `json:"error"`
-	Time          time.Time         `json:"timestamp"`
-	ResumeCommand string            `json:"resume_command,omitempty"`
+	// Version is the format version, LedgerVersion.
+	Version int `json:"version"`
+	// Checkpoint is the checkpoint the run stopped at.
+	Checkpoint string `json:"checkpoint"`
+	// FailedNodes are the nodes the checkpoint failed on (empty: it failed as
+	// a whole).
+	FailedNodes []string `json:"failed_nodes,omitempty"`
+	// NodeErrors holds each failed node's error by node ID, cut to 2048
+	// bytes.
+	NodeErrors map[string]string `json:"node_errors,omitempty"`
+	// Error is the run's error.
+	Error string `json:"error"`
+	// Time (timestamp) is when the failure was recorded, UTC.
+	Time time.Time `json:"timestamp"`
+	// ResumeCommand is the command that resumes the deployment
+	// (Options.ResumeCommand; empty: none set).
+	ResumeCommand string `json:"resume_command,omitempty"`
 }
 
 // ReadFailure returns the failure record in stateDir, or nil if there is

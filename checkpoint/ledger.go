@@ -46,38 +46,63 @@ func (s Status) valid() bool {
 
 // ApprovalRef records the decision that allowed a checkpoint to run.
 type ApprovalRef struct {
+	// DecisionID is the approval.Decision's ID (see the audit log).
 	DecisionID string `json:"decision_id"`
-	By         string `json:"by"`
-	Channel    string `json:"channel"`
+	// By is who approved.
+	By string `json:"by"`
+	// Channel is how the decision was obtained (approval.Channel).
+	Channel string `json:"channel"`
+	// PlanDigest is the digest of the plan approved.
 	PlanDigest string `json:"plan_digest"`
 }
 
 // NodeRecord is the ledger entry of one checkpoint on one node.
 type NodeRecord struct {
-	Status    Status       `json:"status"`
-	StartedAt time.Time    `json:"started_at,omitzero"`
-	EndedAt   time.Time    `json:"ended_at,omitzero"`
-	Summary   string       `json:"summary,omitempty"`
-	Error     string       `json:"error,omitempty"`
-	Approval  *ApprovalRef `json:"approval,omitempty"`
+	// Status is the checkpoint's status on the node.
+	Status Status `json:"status"`
+	// StartedAt is when it started on the node, UTC (zero: not yet).
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// EndedAt is when it ended there, UTC (zero: not yet).
+	EndedAt time.Time `json:"ended_at,omitzero"`
+	// Summary is what Run reported for the node, cut to 2048 bytes, or why
+	// nothing was run there.
+	Summary string `json:"summary,omitempty"`
+	// Error is why it failed on the node, cut to 2048 bytes (empty: none).
+	Error string `json:"error,omitempty"`
+	// Approval is the decision its run went ahead on (nil: none needed).
+	Approval *ApprovalRef `json:"approval,omitempty"`
 }
 
 // Record is the ledger entry of one checkpoint.
 type Record struct {
-	Status       Status                 `json:"status"`
-	ConfigDigest string                 `json:"config_digest,omitempty"`
-	PlanDigest   string                 `json:"plan_digest,omitempty"`
-	StartedAt    time.Time              `json:"started_at,omitzero"`
-	EndedAt      time.Time              `json:"ended_at,omitzero"`
-	Error        string                 `json:"error,omitempty"`
-	Approval     *ApprovalRef           `json:"approval,omitempty"`
-	Nodes        map[string]*NodeRecord `json:"nodes"`
+	// Status is the checkpoint's status.
+	Status Status `json:"status"`
+	// ConfigDigest is the checkpoint's ConfigDigest at its last run (empty:
+	// it has none); Resume compares it.
+	ConfigDigest string `json:"config_digest,omitempty"`
+	// PlanDigest is the digest of the plan of the last run (empty: planning
+	// failed or not reached).
+	PlanDigest string `json:"plan_digest,omitempty"`
+	// StartedAt is when the last run started, UTC.
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// EndedAt is when it ended, UTC (zero: it has not).
+	EndedAt time.Time `json:"ended_at,omitzero"`
+	// Error is why the last run failed (empty: it did not).
+	Error string `json:"error,omitempty"`
+	// Approval is the decision the last run went ahead on (nil: none needed,
+	// or not approved).
+	Approval *ApprovalRef `json:"approval,omitempty"`
+	// Nodes holds the record of each node by node ID.
+	Nodes map[string]*NodeRecord `json:"nodes"`
 }
 
 // Ledger is what finished where: one Record per checkpoint name.
 type Ledger struct {
-	Version     int                `json:"version"`
-	UpdatedAt   time.Time          `json:"updated_at,omitzero"`
+	// Version is the format version, LedgerVersion.
+	Version int `json:"version"`
+	// UpdatedAt is when the ledger was last saved, UTC (zero: never).
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// Checkpoints holds each checkpoint's record by name.
 	Checkpoints map[string]*Record `json:"checkpoints"`
 }
 
@@ -112,8 +137,10 @@ func (l *Ledger) Node(name, node string) *NodeRecord {
 
 // CorruptStateError reports a state file that cannot be read; it is never silently reset.
 type CorruptStateError struct {
+	// Path is the state file (or the name given to a Decode function).
 	Path string
-	Err  error
+	// Err is what is wrong with it.
+	Err error
 }
 
 // Error describes the problem.
@@ -126,9 +153,12 @@ func (e *CorruptStateError) Unwrap() error { return e.Err }
 
 // VersionError reports a state file written in a format version this package does not know.
 type VersionError struct {
-	Path  string
+	// Path is the state file (or the name given to a Decode function).
+	Path string
+	// Found is the version the file has.
 	Found int
-	Want  int
+	// Want is the version this package reads, LedgerVersion.
+	Want int
 }
 
 // Error describes the mismatch.

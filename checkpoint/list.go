@@ -10,7 +10,9 @@ import (
 
 // UnknownCheckpointError reports a name that is not in the list.
 type UnknownCheckpointError struct {
-	Name  string
+	// Name is the name asked for.
+	Name string
+	// Valid lists the names of the list, in order.
 	Valid []string
 }
 

@@ -29,19 +29,30 @@ const LockFile = "lock.json"
 // process beyond its pid, so a pid reused after a crash or a reboot is not
 // mistaken for the holder.
 type LockInfo struct {
-	Host      string    `json:"host"`
-	PID       int       `json:"pid"`
-	Owner     string    `json:"owner"`
-	Token     string    `json:"token"`
-	Since     time.Time `json:"since"`
+	// Host is the holder's host name.
+	Host string `json:"host"`
+	// PID is the holder's process ID.
+	PID int `json:"pid"`
+	// Owner is the user running the holder (approval.CurrentUser).
+	Owner string `json:"owner"`
+	// Token is a random ID of this hold; a lock file with another token is
+	// another holder's.
+	Token string `json:"token"`
+	// Since is when the lock was taken, UTC.
+	Since time.Time `json:"since"`
+	// Heartbeat is when the holder last rewrote the lock, UTC.
 	Heartbeat time.Time `json:"heartbeat"`
-	BootID    string    `json:"boot_id,omitempty"`
-	StartTime uint64    `json:"start_time,omitempty"` // clock ticks after boot, /proc/<pid>/stat
+	// BootID is the holder machine's /proc/sys/kernel/random/boot_id (empty:
+	// unknown).
+	BootID    string `json:"boot_id,omitempty"`
+	StartTime uint64 `json:"start_time,omitempty"` // clock ticks after boot, /proc/<pid>/stat
 }
 
 // LockedError reports that another live process holds the lock.
 type LockedError struct {
-	Path   string
+	// Path is the lock file.
+	Path string
+	// Holder is who holds the lock.
 	Holder LockInfo
 }
 
@@ -60,8 +71,11 @@ var ErrLockLost = errors.New("cluster lock lost")
 // bound) or the lock file was removed. Whatever returns it stopped before
 // changing anything more.
 type LockLostError struct {
+	// Path is the lock file.
 	Path   string
 	Holder LockInfo // the current holder, if any
+	// Reason says how the lock was lost: taken over (by whom) or the lock
+	// file removed.
 	Reason string
 }
 
@@ -77,7 +91,9 @@ func (e *LockLostError) Is(target error) bool { return target == ErrLockLost }
 type LockOptions struct {
 	Heartbeat  time.Duration // how often the lock is rewritten; default 10s
 	StaleAfter time.Duration // a lock not rewritten for this long is taken over; default 30s
-	Logger     *slog.Logger
+	// Logger is told of take-overs, repairs and a lost lock (default:
+	// discard).
+	Logger *slog.Logger
 }
 
 // Lock is an exclusive hold on a state directory, kept alive by a heartbeat.

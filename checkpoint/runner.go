@@ -149,27 +149,40 @@ type RunOptions struct {
 
 // CheckpointReport is the outcome of one checkpoint in a run.
 type CheckpointReport struct {
-	Name     string
-	Status   Status
-	Skipped  string // why it was not run, if it was not
-	Plan     Plan
+	// Name is the checkpoint's name.
+	Name string
+	// Status is its status at the end of the run.
+	Status  Status
+	Skipped string // why it was not run, if it was not
+	// Plan is the plan made (zero: skipped on resume, or planning failed).
+	Plan Plan
+	// Decision is the approver's decision (nil: none asked for, or none
+	// obtained).
 	Decision *approval.Decision
-	Nodes    []NodeResult
-	Err      error
+	// Nodes are the results of each planned node.
+	Nodes []NodeResult
+	// Err is why it failed (nil: it did not).
+	Err error
 }
 
 // Report is the outcome of a run, in order.
 type Report struct {
+	// Checkpoints holds one report per checkpoint reached, in order.
 	Checkpoints []CheckpointReport
 }
 
 // Info describes a checkpoint and its ledger status, for listings.
 type Info struct {
-	Name          string
-	Description   string
+	// Name is the checkpoint's name.
+	Name string
+	// Description says what it does.
+	Description string
+	// NeedsApproval is true when a non-empty plan needs approval.
 	NeedsApproval bool
-	Destructive   bool
-	Status        Status
+	// Destructive is true when it removes what cannot be restored.
+	Destructive bool
+	// Status is its ledger status (StatusPending: no record).
+	Status Status
 }
 
 // List describes the checkpoints in order with their ledger status.

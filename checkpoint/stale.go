@@ -14,8 +14,11 @@ var ErrStale = errors.New("plan is stale")
 // StaleError names the plan item whose target changed and what changed.
 // Unwrap gives ErrStale.
 type StaleError struct {
-	Node    string
-	Item    PlanItem
+	// Node is the node's ID.
+	Node string
+	// Item is the plan item whose target changed.
+	Item PlanItem
+	// Changed says what changed since planning.
 	Changed string
 }
 

@@ -11,9 +11,12 @@ import (
 // Warning is something a loader accepted but the user should know: an
 // ignored variable, a plaintext password. It never holds a secret value.
 type Warning struct {
+	// File is the file the warning is about.
 	File string
+	// Line is the 1-based line in File (0: not known).
 	Line int
-	Msg  string
+	// Msg says what was ignored or is unsafe.
+	Msg string
 }
 
 // String renders "file:line: msg".

@@ -27,18 +27,31 @@ type MonitoringConfig struct {
 
 // MonitoringImages are the images of the monitoring services.
 type MonitoringImages struct {
-	Prometheus   string `json:"prometheus,omitempty" yaml:"prometheus,omitempty"`
-	Grafana      string `json:"grafana,omitempty" yaml:"grafana,omitempty"`
+	// Prometheus is its image reference (empty:
+	// monitoring.DefaultPrometheusImage).
+	Prometheus string `json:"prometheus,omitempty" yaml:"prometheus,omitempty"`
+	// Grafana is its image reference (empty: monitoring.DefaultGrafanaImage).
+	Grafana string `json:"grafana,omitempty" yaml:"grafana,omitempty"`
+	// NodeExporter is its image reference (empty:
+	// monitoring.DefaultNodeExporterImage).
 	NodeExporter string `json:"node_exporter,omitempty" yaml:"node_exporter,omitempty"`
-	CAdvisor     string `json:"cadvisor,omitempty" yaml:"cadvisor,omitempty"`
+	// CAdvisor is its image reference (empty:
+	// monitoring.DefaultCAdvisorImage).
+	CAdvisor string `json:"cadvisor,omitempty" yaml:"cadvisor,omitempty"`
 }
 
 // MonitoringPorts are the ports of the monitoring services.
 type MonitoringPorts struct {
-	Prometheus   int `json:"prometheus,omitempty" yaml:"prometheus,omitempty"`
-	Grafana      int `json:"grafana,omitempty" yaml:"grafana,omitempty"`
+	// Prometheus is its port on the head (0:
+	// monitoring.DefaultPrometheusPort).
+	Prometheus int `json:"prometheus,omitempty" yaml:"prometheus,omitempty"`
+	// Grafana is its port on the head (0: monitoring.DefaultGrafanaPort).
+	Grafana int `json:"grafana,omitempty" yaml:"grafana,omitempty"`
+	// NodeExporter is its port on every node (0:
+	// monitoring.DefaultNodeExporterPort).
 	NodeExporter int `json:"node_exporter,omitempty" yaml:"node_exporter,omitempty"`
-	CAdvisor     int `json:"cadvisor,omitempty" yaml:"cadvisor,omitempty"`
+	// CAdvisor is its port on every node (0: monitoring.DefaultCAdvisorPort).
+	CAdvisor int `json:"cadvisor,omitempty" yaml:"cadvisor,omitempty"`
 }
 
 // MonitoringEnabled reports whether the cluster file asks for the

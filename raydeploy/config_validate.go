@@ -14,10 +14,15 @@ import (
 // it in a configuration file when known; Field is the path of the field in
 // the YAML format's names, like "workers[1].address".
 type FieldError struct {
-	File  string
-	Line  int
+	// File is the configuration file (empty: not known, or not from a file).
+	File string
+	// Line is the 1-based line in File (0: not known).
+	Line int
+	// Field is the path of the field, e.g. "workers[1].address" (empty: not
+	// about one field).
 	Field string
-	Msg   string
+	// Msg says what is wrong.
+	Msg string
 }
 
 // Error renders "file:line: field: msg", leaving out what is unknown.
@@ -47,6 +52,7 @@ func (e *FieldError) Error() string {
 // ValidationError lists every problem found in a cluster definition, in
 // the order of the fields. errors.As finds each *FieldError through it.
 type ValidationError struct {
+	// Problems holds every problem found, in field order.
 	Problems []*FieldError
 }
 

@@ -199,7 +199,7 @@ type Health struct {
 	Uptime float64 `json:"uptime"`
 	// Running and Waiting are the syntheses in progress and queued.
 	Running int `json:"running"`
-	Waiting int `json:"waiting"`
+	Waiting int `json:"waiting"` // requests waiting for a synthesis slot
 }
 
 // Health asks GET /health.
@@ -210,23 +210,38 @@ func (c *Client) Health(ctx context.Context) (Health, error) {
 
 // Voice is one voice of GET /models.
 type Voice struct {
-	ID              string `json:"id"`
-	Engine          string `json:"engine"`
-	Language        string `json:"language"`
-	SampleRate      int    `json:"sample_rate"`
-	Gender          string `json:"gender"`
-	Description     string `json:"description"`
-	StreamsNatively bool   `json:"streams_natively"`
-	SSML            bool   `json:"ssml"`
+	// ID is the voice's ID, a Request's VoiceID.
+	ID string `json:"id"`
+	// Engine is the speech engine that speaks it: "flite", "espeak-ng" or
+	// "festival".
+	Engine string `json:"engine"`
+	// Language is the language it speaks, e.g. "en-US".
+	Language string `json:"language"`
+	// SampleRate is the sample rate of its audio, in Hz.
+	SampleRate int `json:"sample_rate"`
+	// Gender is "male" or "female".
+	Gender string `json:"gender"`
+	// Description says for people what the voice is.
+	Description string `json:"description"`
+	// StreamsNatively is true when the engine streams while it speaks, rather
+	// than sentence by sentence.
+	StreamsNatively bool `json:"streams_natively"`
+	// SSML is true when the voice accepts SSML text (starting with "<speak").
+	SSML bool `json:"ssml"`
 }
 
 // Prosody is an emotion preset, relative to the voice's defaults.
 type Prosody struct {
-	Rate       float64 `json:"rate"`
-	Pitch      float64 `json:"pitch"`
+	// Rate is the speaking-rate factor (2: twice as fast).
+	Rate float64 `json:"rate"`
+	// Pitch is the factor of the mean fundamental frequency.
+	Pitch float64 `json:"pitch"`
+	// PitchRange is the factor of the spread of the fundamental frequency.
 	PitchRange float64 `json:"pitch_range"`
-	Volume     float64 `json:"volume"`
-	PauseMS    int     `json:"pause_ms"`
+	// Volume is the amplitude factor.
+	Volume float64 `json:"volume"`
+	// PauseMS is the silence between sentences, in milliseconds.
+	PauseMS int `json:"pause_ms"`
 }
 
 // Models is the answer of GET /models.
@@ -268,25 +283,43 @@ func (c *Client) Models(ctx context.Context) (Models, error) {
 // Request is what to synthesize (the seed's request body). Zero fields take
 // the service's defaults.
 type Request struct {
-	Text         string  `json:"text"`
-	VoiceID      string  `json:"voice_id,omitempty"`
-	Language     string  `json:"language,omitempty"`
-	Speed        float64 `json:"speed,omitempty"`
-	Emotion      string  `json:"emotion,omitempty"`
-	OutputFormat string  `json:"output_format,omitempty"` // "wav" (default) or "pcm"
+	// Text is what to say (required; at most Service.MaxTextChars
+	// characters).
+	Text string `json:"text"`
+	// VoiceID is the voice to speak with (empty or "default": the default
+	// voice, or the first that speaks Language).
+	VoiceID string `json:"voice_id,omitempty"`
+	// Language is the language to speak, e.g. "en-US" or "en"; the voice must
+	// speak it (empty: any).
+	Language string `json:"language,omitempty"`
+	// Speed is the speaking-rate factor, 0.25 to 4 (0: 1).
+	Speed float64 `json:"speed,omitempty"`
+	// Emotion is a prosody preset of Models.Emotions (empty: "neutral").
+	Emotion      string `json:"emotion,omitempty"`
+	OutputFormat string `json:"output_format,omitempty"` // "wav" (default) or "pcm"
 }
 
 // Result is the answer of POST /synthesize.
 type Result struct {
-	AudioURL       string  `json:"audio_url"`
-	Duration       float64 `json:"duration"`
-	ModelUsed      string  `json:"model_used"`
+	// AudioURL is the path of the audio on the service (see Audio); it stays
+	// valid ExpiresInS seconds.
+	AudioURL string `json:"audio_url"`
+	// Duration is how long the audio plays, in seconds.
+	Duration float64 `json:"duration"`
+	// ModelUsed is "<engine>:<the engine's voice name>".
+	ModelUsed string `json:"model_used"`
+	// ProcessingTime is how long the synthesis took, in seconds.
 	ProcessingTime float64 `json:"processing_time"`
-	VoiceID        string  `json:"voice_id"`
-	Emotion        string  `json:"emotion"`
-	SampleRate     int     `json:"sample_rate"`
-	OutputFormat   string  `json:"output_format"`
-	ExpiresInS     int     `json:"expires_in_s"`
+	// VoiceID is the voice that spoke.
+	VoiceID string `json:"voice_id"`
+	// Emotion is the prosody preset used.
+	Emotion string `json:"emotion"`
+	// SampleRate is the sample rate of the audio, in Hz.
+	SampleRate int `json:"sample_rate"`
+	// OutputFormat is "wav" or "pcm".
+	OutputFormat string `json:"output_format"`
+	// ExpiresInS is how long AudioURL stays valid, in seconds.
+	ExpiresInS int `json:"expires_in_s"`
 }
 
 // Synthesize asks POST /synthesize; the audio is at Result.AudioURL (see Audio).
@@ -382,19 +415,29 @@ func (c *Client) Stream(ctx context.Context, r Request) (*Stream, error) {
 
 // StreamDone is the final message of a WebSocket synthesis.
 type StreamDone struct {
-	Chunks       int     `json:"chunks"`
-	Bytes        int     `json:"bytes"`
-	SampleRate   int     `json:"sample_rate"`
-	Channels     int     `json:"channels"`
-	SampleFormat string  `json:"sample_format"`
-	OutputFormat string  `json:"output_format"`
-	VoiceID      string  `json:"voice_id"`
-	ModelUsed    string  `json:"model_used"`
-	Duration     float64 `json:"duration"`
+	// Chunks is the number of binary audio messages sent (a WAV header not
+	// counted).
+	Chunks int `json:"chunks"`
+	// Bytes is the number of PCM bytes sent (a WAV header not counted).
+	Bytes int `json:"bytes"`
+	// SampleRate is the sample rate of the PCM, in Hz.
+	SampleRate int `json:"sample_rate"`
+	// Channels is the number of channels, 1.
+	Channels int `json:"channels"`
+	// SampleFormat is "s16le": 16-bit little-endian samples.
+	SampleFormat string `json:"sample_format"`
+	// OutputFormat is "pcm" (the default here) or "wav".
+	OutputFormat string `json:"output_format"`
+	// VoiceID is the voice that spoke.
+	VoiceID string `json:"voice_id"`
+	// ModelUsed is "<engine>:<the engine's voice name>".
+	ModelUsed string `json:"model_used"`
+	// Duration is how long the audio sent plays, in seconds.
+	Duration float64 `json:"duration"`
 	// FirstChunkS is when the service sent the first chunk, and SynthesisS
 	// when the engine finished, both seconds after the request started.
 	FirstChunkS float64 `json:"first_chunk_s"`
-	SynthesisS  float64 `json:"synthesis_s"`
+	SynthesisS  float64 `json:"synthesis_s"` // seconds until the engine finished
 }
 
 // WSSession is an open WebSocket to /ws/tts; requests run one after another.

@@ -27,7 +27,9 @@ type GateOptions struct {
 
 // GateItem is the outcome for one voice and emotion.
 type GateItem struct {
-	Voice   string `json:"voice"`
+	// Voice is the voice's ID.
+	Voice string `json:"voice"`
+	// Emotion is the prosody preset spoken with.
 	Emotion string `json:"emotion"`
 	// FirstByte is the time from the request to the first PCM byte.
 	FirstByte time.Duration `json:"first_byte_ns"`
@@ -36,14 +38,16 @@ type GateItem struct {
 	// AudioDuration is how long the speech plays.
 	AudioDuration time.Duration `json:"audio_duration_ns"`
 	// RealTimeFactor is Total / AudioDuration (below 1: faster than real time).
-	RealTimeFactor float64     `json:"real_time_factor"`
-	Stats          SpeechStats `json:"stats"`
+	RealTimeFactor float64 `json:"real_time_factor"`
+	// Stats are the measurements of the audio received.
+	Stats SpeechStats `json:"stats"`
 	// Error is why the item failed, "" when it passed.
 	Error string `json:"error,omitempty"`
 }
 
 // GateReport is the outcome of Gate.
 type GateReport struct {
+	// Items holds one item per voice and emotion checked.
 	Items []GateItem `json:"items"`
 }
 

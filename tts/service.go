@@ -208,50 +208,79 @@ func (s Service) Validate() error {
 
 // AutoscalingConfig is a Serve deployment's autoscaling_config.
 type AutoscalingConfig struct {
-	MinReplicas           int     `json:"min_replicas"`
-	MaxReplicas           int     `json:"max_replicas"`
-	InitialReplicas       *int    `json:"initial_replicas,omitempty"`
+	// MinReplicas is the fewest replicas Serve keeps.
+	MinReplicas int `json:"min_replicas"`
+	// MaxReplicas is the most replicas Serve starts.
+	MaxReplicas int `json:"max_replicas"`
+	// InitialReplicas is the replica count at deploy time (absent:
+	// MinReplicas).
+	InitialReplicas *int `json:"initial_replicas,omitempty"`
+	// TargetOngoingRequests is the requests in flight per replica that Serve
+	// scales towards.
 	TargetOngoingRequests float64 `json:"target_ongoing_requests"`
-	UpscaleDelayS         float64 `json:"upscale_delay_s"`
-	DownscaleDelayS       float64 `json:"downscale_delay_s"`
+	// UpscaleDelayS is how long, in seconds, the load must call for more
+	// replicas before Serve adds them.
+	UpscaleDelayS float64 `json:"upscale_delay_s"`
+	// DownscaleDelayS is how long, in seconds, the load must call for fewer
+	// replicas before Serve removes them.
+	DownscaleDelayS float64 `json:"downscale_delay_s"`
 }
 
 // RayActorOptions are a deployment's ray_actor_options.
 type RayActorOptions struct {
+	// NumCPUs is the CPUs Ray reserves for each replica.
 	NumCPUs float64 `json:"num_cpus"`
+	// NumGPUs is the GPUs Ray reserves for each replica (absent: none).
 	NumGPUs float64 `json:"num_gpus,omitempty"`
 }
 
 // DeploymentConfig is one entry of an application's deployments. It has no
 // num_replicas field on purpose: the Service scales with autoscaling_config.
 type DeploymentConfig struct {
-	Name               string            `json:"name"`
-	MaxOngoingRequests int               `json:"max_ongoing_requests"`
-	AutoscalingConfig  AutoscalingConfig `json:"autoscaling_config"`
-	RayActorOptions    RayActorOptions   `json:"ray_actor_options"`
+	// Name is the deployment's name, DeploymentName.
+	Name string `json:"name"`
+	// MaxOngoingRequests is Serve's cap of requests in flight per replica.
+	MaxOngoingRequests int `json:"max_ongoing_requests"`
+	// AutoscalingConfig says how Serve scales the replicas.
+	AutoscalingConfig AutoscalingConfig `json:"autoscaling_config"`
+	// RayActorOptions are each replica's Ray resources.
+	RayActorOptions RayActorOptions `json:"ray_actor_options"`
 }
 
 // AppConfig is one application of a Serve config.
 type AppConfig struct {
-	Name        string             `json:"name"`
-	RoutePrefix string             `json:"route_prefix"`
-	ImportPath  string             `json:"import_path"`
-	Args        map[string]any     `json:"args"`
+	// Name is the application's name in Serve.
+	Name string `json:"name"`
+	// RoutePrefix is the URL path prefix Serve routes to the application.
+	RoutePrefix string `json:"route_prefix"`
+	// ImportPath is the Python import path of the application, ImportPath.
+	ImportPath string `json:"import_path"`
+	// Args are the app's settings under its own names (default_voice,
+	// max_text_chars, stream_first_words, ...).
+	Args map[string]any `json:"args"`
+	// Deployments configure the application's one deployment.
 	Deployments []DeploymentConfig `json:"deployments"`
 }
 
 // HTTPOptions are a Serve config's http_options.
 type HTTPOptions struct {
+	// Host is the address Serve's HTTP proxies listen on.
 	Host string `json:"host"`
-	Port int    `json:"port"`
+	// Port is the TCP port they listen on.
+	Port int `json:"port"`
 }
 
 // ServeConfig is the body of PUT /api/serve/applications/. Applications of
 // others are kept as the JSON Serve reported for them.
 type ServeConfig struct {
-	ProxyLocation string            `json:"proxy_location"`
-	HTTPOptions   HTTPOptions       `json:"http_options"`
-	Applications  []json.RawMessage `json:"applications"`
+	// ProxyLocation is where Serve runs HTTP proxies: "EveryNode" (Remove
+	// keeps what Serve reported).
+	ProxyLocation string `json:"proxy_location"`
+	// HTTPOptions are the proxies' address and port.
+	HTTPOptions HTTPOptions `json:"http_options"`
+	// Applications are the others' configs as Serve reported them, then this
+	// Service's (left out by Remove).
+	Applications []json.RawMessage `json:"applications"`
 }
 
 // App returns the Serve application of s (after WithDefaults).
