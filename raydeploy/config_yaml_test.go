@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
@@ -23,6 +24,9 @@ func TestLoadFileFixture(t *testing.T) {
 			Auth:           Auth{KeyFile: "~/.ssh/id_ed25519", SudoPasswordEnv: "RAYDEPLOY_SUDO_PASSWORD"},
 			KnownHostsFile: "~/.ssh/known_hosts",
 			Jump:           &JumpHost{Address: "bastion.example.net", User: "jump"},
+			Timeouts: SSHTimeouts{Connect: Duration(10 * time.Second), ConnectAttempts: 5,
+				ConnectTotal: Duration(30 * time.Second), KeepaliveInterval: Duration(15 * time.Second),
+				KeepaliveTimeout: Duration(15 * time.Second)},
 		},
 		Head: Node{Name: "head", Address: "192.0.2.10", Labels: map[string]string{"example.com/rack": "r1"},
 			Resources: Resources{CPUs: new(0)}},
