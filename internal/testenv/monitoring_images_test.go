@@ -4,15 +4,11 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ory/dockertest/v3/docker"
 )
 
 func TestMonitoringRecipeTags(t *testing.T) {
@@ -61,28 +57,8 @@ func TestPrometheusImageServesUI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, _ := os.Hostname()
-	ctr, err := pool.Client.CreateContainer(docker.CreateContainerOptions{
-		Context: ctx,
-		Config: &docker.Config{
-			Image: tag,
-			Cmd:   []string{"sh", "-c", ": > /tmp/prometheus.yml && exec /bin/prometheus --config.file=/tmp/prometheus.yml --storage.tsdb.path=/tmp/data"},
-			Labels: map[string]string{
-				LabelTestenv: "promimage-" + strconv.Itoa(os.Getpid()),
-				LabelPID:     strconv.Itoa(os.Getpid()),
-				LabelHost:    host,
-			},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = pool.Client.RemoveContainer(docker.RemoveContainerOptions{ID: ctr.ID, Force: true, RemoveVolumes: true})
-	})
-	if err := pool.Client.StartContainerWithContext(ctr.ID, nil, ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctr := startInImage(ctx, t, pool, tag, "promimage",
+		": > /tmp/prometheus.yml && exec /bin/prometheus --config.file=/tmp/prometheus.yml --storage.tsdb.path=/tmp/data")
 	info, err := pool.Client.InspectContainer(ctr.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -108,28 +108,7 @@ func TestRayImageRunsStandin(t *testing.T) {
 // Engine and returns its combined output; a non-zero exit fails the test.
 func runInImage(ctx context.Context, t *testing.T, pool *dockertest.Pool, image, script string) string {
 	t.Helper()
-	host, _ := os.Hostname()
-	ctr, err := pool.Client.CreateContainer(docker.CreateContainerOptions{
-		Context: ctx,
-		Config: &docker.Config{
-			Image: image,
-			Cmd:   []string{"sh", "-c", script},
-			Labels: map[string]string{
-				LabelTestenv: "rayimage-" + strconv.Itoa(os.Getpid()),
-				LabelPID:     strconv.Itoa(os.Getpid()),
-				LabelHost:    host,
-			},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = pool.Client.RemoveContainer(docker.RemoveContainerOptions{ID: ctr.ID, Force: true, RemoveVolumes: true})
-	})
-	if err := pool.Client.StartContainerWithContext(ctr.ID, nil, ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctr := startInImage(ctx, t, pool, image, "rayimage", script)
 	code, err := pool.Client.WaitContainerWithContext(ctr.ID, ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -144,4 +123,34 @@ func runInImage(ctx context.Context, t *testing.T, pool *dockertest.Pool, image,
 		t.Fatalf("%s exited %d:\n%s", script, code, buf.String())
 	}
 	return buf.String()
+}
+
+// startInImage starts script with sh -c in a container of image on the host
+// Engine, labelled as this process's (purpose names it), and removes the
+// container when the test ends.
+func startInImage(ctx context.Context, t *testing.T, pool *dockertest.Pool, image, purpose, script string) *docker.Container {
+	t.Helper()
+	host, _ := os.Hostname()
+	ctr, err := pool.Client.CreateContainer(docker.CreateContainerOptions{
+		Context: ctx,
+		Config: &docker.Config{
+			Image: image,
+			Cmd:   []string{"sh", "-c", script},
+			Labels: map[string]string{
+				LabelTestenv: purpose + "-" + strconv.Itoa(os.Getpid()),
+				LabelPID:     strconv.Itoa(os.Getpid()),
+				LabelHost:    host,
+			},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = pool.Client.RemoveContainer(docker.RemoveContainerOptions{ID: ctr.ID, Force: true, RemoveVolumes: true})
+	})
+	if err := pool.Client.StartContainerWithContext(ctr.ID, nil, ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ctr
 }
